@@ -1,0 +1,191 @@
+"""The BLIP image-text backbone that unlearning edits.
+
+`Backbone` wraps `transformers.BlipForImageTextRetrieval` (the class of
+`Salesforce/blip-itm-base-coco`) and its `BlipProcessor`, and names the views the method,
+the baselines and the metrics need: image and text token embeddings, ITC features and
+similarity, the fused cross-attention embedding, the ITM match probability, a 3-way VE head
+on the fused CLS, and the hidden state membership inference reads.
+
+Two things HF's class lacks live beside it in `mmu_extras.safetensors`: a learnable ITC
+temperature (the HF forward returns raw cosines) and the VE head.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+EXTRAS_FILE = "mmu_extras.safetensors"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# Embedded defaults: small models of the real classes, trained by `python -m mmu_core train`
+# on the procedural world (see assets/models/README.md).
+EMBEDDED = {
+    "embedded": "blip-embedded-privacy",
+    "embedded:privacy": "blip-embedded-privacy",
+    "embedded:copyright": "blip-embedded-copyright",
+    "embedded:pretrained": "blip-embedded-pretrained",
+}
+REAL_IDS = ("Salesforce/blip-itm-base-coco", "Salesforce/blip-itm-large-coco",
+            "Salesforce/blip-itm-base-flickr", "Salesforce/blip-itm-large-flickr")
+NUM_VE_LABELS = 3
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+class Backbone(nn.Module):
+    def __init__(self, model, processor, temp: float = 0.07, ve_head: nn.Linear | None = None):
+        super().__init__()
+        self.model = model
+        self.processor = processor
+        # ALBEF/BLIP keep the ITC temperature as a learnable scalar clamped to [0.001, 0.5].
+        self.temp = nn.Parameter(torch.tensor(float(temp)))
+        hidden = model.config.text_config.hidden_size
+        self.ve_head = ve_head if ve_head is not None else nn.Linear(hidden, NUM_VE_LABELS)
+        self.max_text_len = 32
+
+    # ---- inputs -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def pixels(self, images) -> torch.Tensor:
+        return self.processor.image_processor(images=images, return_tensors="pt")[
+            "pixel_values"].to(self.device)
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.processor.tokenizer(list(texts), padding="longest", truncation=True,
+                                       max_length=self.max_text_len, return_tensors="pt")
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+    # ---- unimodal views -----------------------------------------------------------------
+    def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Image token embeddings [B, 1+L, Dv] (CLS first)."""
+        return self.model.vision_model(pixel_values=pixel_values).last_hidden_state
+
+    def encode_text(self, input_ids, attention_mask) -> torch.Tensor:
+        """Unimodal text token embeddings [B, 1+K, Dt] (no cross-attention)."""
+        return self.model.text_encoder(input_ids=input_ids,
+                                       attention_mask=attention_mask).last_hidden_state
+
+    def image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.vision_proj(image_embeds[:, 0]), dim=-1)
+
+    def text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.text_proj(text_embeds[:, 0]), dim=-1)
+
+    def itc_logits(self, image_feat, text_feat) -> torch.Tensor:
+        return image_feat @ text_feat.t() / self.temp.clamp(0.001, 0.5)
+
+    # ---- fused views --------------------------------------------------------------------
+    def fuse(self, image_embeds, input_ids, attention_mask) -> torch.Tensor:
+        """Cross-modal fusion E = f_F(f_CA(T, I, I)): text tokens attending to the image
+        through the text encoder's cross-attention layers. [B, 1+K, Dt]."""
+        image_atts = torch.ones(image_embeds.shape[:-1], dtype=torch.long,
+                                device=image_embeds.device)
+        return self.model.text_encoder(
+            input_ids=input_ids, attention_mask=attention_mask,
+            encoder_hidden_states=image_embeds, encoder_attention_mask=image_atts,
+        ).last_hidden_state
+
+    def itm_logits(self, fused: torch.Tensor) -> torch.Tensor:
+        return self.model.itm_head(fused[:, 0])
+
+    def ve_logits(self, fused: torch.Tensor) -> torch.Tensor:
+        return self.ve_head(fused[:, 0])
+
+    @torch.no_grad()
+    def score_pairs(self, images, texts, batch_size: int = 64) -> dict[str, torch.Tensor]:
+        """ITM match probability, ITC cosine and the fused CLS (the final-layer hidden state
+        membership inference reads) for aligned lists of PIL images and texts."""
+        out = {"itm": [], "itc": [], "fused_cls": []}
+        for s in range(0, len(texts), batch_size):
+            pix = self.pixels(images[s:s + batch_size])
+            ids, mask = self.tokenize(texts[s:s + batch_size])
+            img = self.encode_image(pix)
+            fused = self.fuse(img, ids, mask)
+            out["itm"].append(self.itm_logits(fused).softmax(-1)[:, 1])
+            out["itc"].append((self.image_feat(img) * self.text_feat(
+                self.encode_text(ids, mask))).sum(-1))
+            out["fused_cls"].append(fused[:, 0])
+        return {k: torch.cat(v).cpu() for k, v in out.items()}
+
+    # ---- persistence --------------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path, card: dict | None = None) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)  # safetensors
+        self.processor.save_pretrained(folder)
+        extras = {"temp": self.temp.detach().reshape(1).cpu().contiguous()}
+        extras.update({f"ve_head.{k}": v.detach().cpu().contiguous()
+                       for k, v in self.ve_head.state_dict().items()})
+        save_file(extras, str(folder / EXTRAS_FILE))
+        if card is not None:
+            (folder / "mmu_card.json").write_text(json.dumps(card, indent=1))
+
+    def copy(self) -> "Backbone":
+        """A deep copy: editing never mutates the model it started from."""
+        import copy
+
+        return copy.deepcopy(self)
+
+
+def _from_folder_or_hub(ref: str, **kw) -> Backbone:
+    from transformers import BlipForImageTextRetrieval, BlipProcessor
+
+    model = BlipForImageTextRetrieval.from_pretrained(ref, **kw)
+    processor = BlipProcessor.from_pretrained(ref, **kw)
+    bb = Backbone(model, processor)
+    extras_path = Path(ref) / EXTRAS_FILE if Path(ref).is_dir() else None
+    if extras_path is None:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            extras_path = Path(hf_hub_download(ref, EXTRAS_FILE, **kw))
+        except Exception:  # noqa: BLE001 - a real checkpoint has no extras: keep defaults
+            extras_path = None
+    if extras_path is not None and extras_path.is_file():
+        extras = load_file(str(extras_path))
+        with torch.no_grad():
+            bb.temp.copy_(extras["temp"][0])
+        bb.ve_head.load_state_dict({k[len("ve_head."):]: v for k, v in extras.items()
+                                    if k.startswith("ve_head.")})
+    return bb
+
+
+def load_backbone(name: str = "embedded", device: str | torch.device = "cpu") -> Backbone:
+    """One factory for every source: an embedded name ("embedded", "embedded:privacy",
+    "embedded:copyright", "embedded:pretrained"), a local folder written by
+    `save_pretrained`, or a Hugging Face id such as "Salesforce/blip-itm-base-coco"
+    (downloaded, or read from the local cache when offline)."""
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownModelError("model id is empty")
+    name = name.strip()
+    if name in EMBEDDED:
+        folder = ASSETS / "models" / EMBEDDED[name]
+        if not (folder / "config.json").is_file():
+            raise UnknownModelError(f"embedded model {name!r} is missing at {folder}; "
+                                    f"retrain it with the command in assets/models/README.md")
+        bb = _from_folder_or_hub(str(folder))
+    elif Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise UnknownModelError(f"{name}: folder has no config.json (not a saved model)")
+        bb = _from_folder_or_hub(name)
+    elif name.startswith("embedded"):
+        raise UnknownModelError(f"unknown embedded model {name!r}; choose from "
+                                f"{sorted(EMBEDDED)}")
+    else:
+        try:
+            bb = _from_folder_or_hub(name)
+        except OSError as err:
+            raise UnknownModelError(
+                f"unknown model id {name!r}: not an embedded name ({', '.join(sorted(EMBEDDED))}),"
+                f" not a local folder, and not loadable from the Hugging Face hub or its cache "
+                f"({str(err).splitlines()[0]})") from None
+    return bb.to(device).eval()

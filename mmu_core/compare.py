@@ -1,0 +1,36 @@
+"""Deltas to Retrain, Avg.G and the paper's M_eff / M_rel / M_loc (section 5, Metrics).
+
+Delta = |method - Retrain| for MI, performance on D_f and on D_test; Avg.G averages the
+three deltas of a task; M_eff = 100 - dMI, M_rel = 100 - dR@D_f, M_loc = 100 - dR@D_test
+(all in percent).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TASK_KEYS = {"retrieval": ("MI", "R@D_f", "R@D_test"), "second": ("MI", "A@D_f", "A@D_test")}
+
+
+def compare(result: dict, retrain: dict) -> dict:
+    h, r = result["headline"], retrain["headline"]
+    if result.get("scenario") != retrain.get("scenario"):
+        raise ValueError(f"scenarios differ: {result.get('scenario')} vs {retrain.get('scenario')}")
+    out = {"scenario": result.get("scenario")}
+    for task, keys in TASK_KEYS.items():
+        if not all(k in h and k in r for k in keys):
+            continue
+        deltas = {k: abs(h[k] - r[k]) for k in keys}
+        out[task] = {"values": {k: h[k] for k in keys}, "retrain": {k: r[k] for k in keys},
+                     "delta": deltas, "avg_g": sum(deltas.values()) / len(deltas)}
+    rt = out["retrieval"]["delta"]
+    out["M_eff"] = 100.0 - rt["MI"]
+    out["M_rel"] = 100.0 - rt["R@D_f"]
+    out["M_loc"] = 100.0 - rt["R@D_test"]
+    return out
+
+
+def compare_files(result_path, retrain_path) -> dict:
+    return compare(json.loads(Path(result_path).read_text()),
+                   json.loads(Path(retrain_path).read_text()))

@@ -1,0 +1,253 @@
+"""`python -m mmu_core data generate`: write the procedural world in the real datasets'
+on-disk formats.
+
+Layout under OUT (every path is what a real download would hold, except world.json):
+  pretrain/pretrain.json, pretrain/images/     generic name-free pairs (BLIP pretrain json)
+  flickr30k/flickr30k_{train,val,test}.json     scenes, Karpathy/ALBEF format
+  flickr30k/flickr30k-images/
+  snli_ve/ve_{train,test}.json                  SNLI-VE in ALBEF format (image = Flickr id)
+  mllmu/{train,test}.parquet                    MLLMU-Bench-style profiles
+  mllmu/profiles_{train,test}.json, mllmu/mllmu-images/   Flickr30k-style retrieval view
+  Df/<dataset>/<size>/image-<seed>.txt          forget sets: image ids, one per line
+  world.json                                    seed, sizes, and a fingerprint of all files
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .render import draw_portrait, draw_scene
+from .world import (Person, appearance_caption, make_people, make_scenes, random_face,
+                    random_photo)
+
+WORLD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WorldSize:
+    pretrain_portraits: int = 3000
+    pretrain_scenes: int = 1500
+    scenes_train: int = 1000
+    scenes_val: int = 100
+    scenes_test: int = 200
+    people_train: int = 150
+    people_test: int = 100
+    # Forget-set sizes: privacy in pairs (5 pairs = one person's whole profile),
+    # copyright in images (3.5% and 17% of the training images, like 1K/5K of Flickr30k).
+    privacy_forget: tuple[int, ...] = (5, 50, 500)
+    copyright_forget: tuple[int, ...] = (35, 170)
+    forget_seeds: tuple[int, ...] = (0, 1, 2)
+
+
+SIZES = {
+    "default": WorldSize(),
+    # A small world for tests and quick looks; same code, same formats.
+    "tiny": WorldSize(pretrain_portraits=60, pretrain_scenes=30, scenes_train=40,
+                      scenes_val=8, scenes_test=20, people_train=12, people_test=8,
+                      privacy_forget=(5, 10), copyright_forget=(4, 8), forget_seeds=(0,)),
+}
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1))
+
+
+def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dict:
+    """Write the world; return its manifest. Deterministic for (seed, size)."""
+    if size not in SIZES:
+        raise ValueError(f"unknown world size {size!r}; choose from {sorted(SIZES)}")
+    ws = SIZES[size]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    streams = np.random.SeedSequence(seed).spawn(6)
+    r_pre, r_scn, r_ppl, r_ve, r_mcq, r_df = (np.random.default_rng(s) for s in streams)
+
+    # Generic pretraining corpus: name-free portraits and scenes, never task images.
+    pre_dir = out / "pretrain" / "images"
+    pre_dir.mkdir(parents=True, exist_ok=True)
+    pretrain = []
+    for k in range(ws.pretrain_portraits):
+        photo = random_photo(r_pre, random_face(r_pre))
+        name = f"G{k:05d}.png"
+        (pre_dir / name).write_bytes(_png(draw_portrait(photo)))
+        pretrain.append({"image": f"images/{name}", "caption": appearance_caption(photo)})
+    for sc in make_scenes(r_pre, ws.pretrain_scenes, "GS"):
+        name = f"{sc.id}.png"
+        (pre_dir / name).write_bytes(_png(draw_scene(sc.background, sc.groups, sc.jitter)))
+        caps = sc.captions()
+        for c in r_pre.choice(len(caps), size=2, replace=False):
+            pretrain.append({"image": f"images/{name}", "caption": caps[int(c)]})
+    _write_json(out / "pretrain" / "pretrain.json", pretrain)
+
+    # Scenes: Flickr30k (Karpathy/ALBEF json) and SNLI-VE (ALBEF json).
+    fl = out / "flickr30k"
+    img_dir = fl / "flickr30k-images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    n_tr, n_va = ws.scenes_train, ws.scenes_val
+    scenes = make_scenes(r_scn, n_tr + n_va + ws.scenes_test, "S")
+    splits = {"train": scenes[:n_tr], "val": scenes[n_tr:n_tr + n_va],
+              "test": scenes[n_tr + n_va:]}
+    for sc in scenes:
+        (img_dir / f"{sc.id}.png").write_bytes(
+            _png(draw_scene(sc.background, sc.groups, sc.jitter)))
+    _write_json(fl / "flickr30k_train.json", [
+        {"image": f"flickr30k-images/{sc.id}.png", "caption": c, "image_id": sc.id}
+        for sc in splits["train"] for c in sc.captions()])
+    for split in ("val", "test"):
+        _write_json(fl / f"flickr30k_{split}.json", [
+            {"image": f"flickr30k-images/{sc.id}.png", "caption": sc.captions()}
+            for sc in splits[split]])
+    for split in ("train", "test"):
+        _write_json(out / "snli_ve" / f"ve_{split}.json", [
+            {"image": sc.id, "sentence": s, "label": lab}
+            for sc in splits[split] for s, lab in sc.entailment_pairs(r_ve)])
+
+    # Profiles: MLLMU-Bench-style parquet plus a Flickr30k-style retrieval view.
+    people = make_people(r_ppl, ws.people_train + ws.people_test)
+    groups = {"train": people[:ws.people_train], "test": people[ws.people_train:]}
+    ml = out / "mllmu"
+    (ml / "mllmu-images").mkdir(parents=True, exist_ok=True)
+    for split, persons in groups.items():
+        _write_profiles(ml, split, persons, r_mcq)
+
+    # Forget sets, chosen by seed.
+    for fseed in ws.forget_seeds:
+        rng = np.random.default_rng([seed, fseed])
+        for n_pairs in ws.privacy_forget:
+            n_people = n_pairs // 5
+            if n_people > len(groups["train"]):
+                raise ValueError(f"forget size {n_pairs} exceeds the training people")
+            chosen = rng.choice(len(groups["train"]), size=n_people, replace=False)
+            ids = [f"{groups['train'][i].id}_{k}" for i in sorted(chosen) for k in range(5)]
+            _write_lines(out / "Df" / "mllmu" / str(n_pairs) / f"image-{fseed}.txt", ids)
+        for n_img in ws.copyright_forget:
+            chosen = rng.choice(n_tr, size=n_img, replace=False)
+            ids = [splits["train"][i].id for i in sorted(chosen)]
+            _write_lines(out / "Df" / "flickr30k" / str(n_img) / f"image-{fseed}.txt", ids)
+
+    manifest = {"world_version": WORLD_VERSION, "seed": seed, "size": size,
+                "sizes": asdict(ws), "fingerprint": fingerprint(out)}
+    _write_json(out / "world.json", manifest)
+    return manifest
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _write_profiles(ml: Path, split: str, persons: list[Person], rng) -> None:
+    import datasets  # heavy import: only when writing parquet
+
+    rows = {"image": [], "images": [], "ID": [], "name": [], "biography": [],
+            "Classification_Task": [], "Generation_Task": []}
+    view = []
+    for p in persons:
+        pngs = [_png(draw_portrait(ph)) for ph in p.photos]
+        sentences = p.biography_sentences()
+        for k, (png, s) in enumerate(zip(pngs, sentences)):
+            (ml / "mllmu-images" / f"{p.id}_{k}.png").write_bytes(png)
+            view.append({"image": f"mllmu-images/{p.id}_{k}.png", "caption": s,
+                         "image_id": p.id})
+        questions = p.questions(rng)
+        rows["image"].append({"bytes": pngs[0], "path": f"{p.id}_0.png"})
+        rows["images"].append([{"bytes": b, "path": f"{p.id}_{k}.png"}
+                               for k, b in enumerate(pngs)])
+        rows["ID"].append(p.id)
+        rows["name"].append(p.name)
+        rows["biography"].append(" ".join(sentences))
+        rows["Classification_Task"].append(
+            {"Image_Textual_Questions": questions, "Pure_Text_Questions": []})
+        rows["Generation_Task"].append([
+            {"Question": q["Question"], "Ground_Truth": q["Options"][q["Correct_Answer"]]}
+            for q in questions])
+    features = datasets.Features({
+        "image": datasets.Image(),
+        "images": datasets.List(datasets.Image()),
+        "ID": datasets.Value("string"),
+        "name": datasets.Value("string"),
+        "biography": datasets.Value("string"),
+        "Classification_Task": {
+            "Image_Textual_Questions": datasets.List({
+                "Question": datasets.Value("string"),
+                "Options": {L: datasets.Value("string") for L in "ABCD"},
+                "Correct_Answer": datasets.Value("string"),
+                "kind": datasets.Value("string"),
+            }),
+            "Pure_Text_Questions": datasets.List({
+                "Question": datasets.Value("string"),
+                "Options": {L: datasets.Value("string") for L in "ABCD"},
+                "Correct_Answer": datasets.Value("string"),
+            }),
+        },
+        "Generation_Task": datasets.List({"Question": datasets.Value("string"),
+                                          "Ground_Truth": datasets.Value("string")}),
+    })
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(ml / f"{split}.parquet"))
+    _write_json(ml / f"profiles_{split}.json", view)
+
+
+def fingerprint(root: str | Path) -> str:
+    """sha256 over the world's content: every json/txt file's bytes and every image's
+    decoded pixels, by relative path. Encoded bytes (PNG compression, parquet metadata)
+    vary with library versions, the content must not. The parquet files are checked
+    against the retrieval view by the tests instead."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "world.json"):
+        if path.suffix in (".json", ".txt"):
+            data = path.read_bytes()
+        elif path.suffix == ".png":
+            with Image.open(path) as im:
+                data = im.convert("RGB").tobytes()
+        else:
+            continue
+        h.update(str(path.relative_to(root)).encode())
+        h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def default_world(seed: int = 0) -> Path:
+    """The embedded world, generated on first use (about 5 s) into a cache folder
+    ($MMU_WORLD_DIR, default ~/.cache/mmu/world-v<version>-seed<seed>)."""
+    import os
+    import shutil
+    import tempfile
+    import warnings
+
+    root = Path(os.environ.get("MMU_WORLD_DIR") or
+                Path.home() / ".cache" / "mmu" / f"world-v{WORLD_VERSION}-seed{seed}")
+    if not (root / "world.json").is_file():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".world-"))
+        generate_world(tmp, seed=seed)
+        if (root / "world.json").is_file():  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            tmp.rename(root)
+    expected = EXPECTED_FINGERPRINTS.get(seed)
+    got = json.loads((root / "world.json").read_text())["fingerprint"]
+    if expected and got != expected:
+        warnings.warn(f"the world at {root} differs from the one the embedded models were "
+                      f"trained on (fingerprint {got[:12]} != {expected[:12]}); delete the "
+                      f"folder to regenerate it", RuntimeWarning, stacklevel=2)
+    return root
+
+
+# Fingerprints of the worlds the shipped embedded models were trained on.
+EXPECTED_FINGERPRINTS: dict[int, str] = {}

@@ -1,0 +1,42 @@
+"""What every results file records: config, seeds, package versions and git revision."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("torch", "transformers", "diffusers", "datasets", "scikit-learn", "numpy",
+            "pillow", "gradio")
+
+
+def git_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=5).stdout
+        return (rev or "unknown") + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance(config: dict | None = None) -> dict:
+    return {"config": {k: (str(v) if isinstance(v, Path) else v)
+                       for k, v in (config or {}).items() if k != "func"},
+            "versions": versions(), "git": git_revision(),
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpu",
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}

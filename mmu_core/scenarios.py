@@ -1,0 +1,81 @@
+"""The two unlearning scenarios of the paper over one data root (the procedural world or
+real downloads in the same layout), and their splits D_f / D_r / D_test.
+
+privacy   (Table 1): profiles (MLLMU-Bench) mixed with normal captioned images
+          (Flickr30k). D_f: whole profiles. Tasks: retrieval and V-MCQ.
+copyright (Table 2): Flickr30k. D_f: images with all their captions. Tasks: retrieval
+          and visual entailment (SNLI-VE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data.loaders import (MCQ, DataError, Pair, VEExample, load_karpathy, load_mllmu,
+                           load_snli_ve, profile_mcqs, profile_pairs, read_id_list)
+
+SCENARIOS = ("privacy", "copyright")
+
+
+@dataclass
+class Scenario:
+    name: str
+    train: list[Pair]  # the pairs a forget set is drawn from
+    test: list[Pair]  # D_test for retrieval
+    unseen: list[Pair]  # never-trained pairs like D_f's: MI non-members, D_f gallery
+    normal: list[Pair] = field(default_factory=list)  # mixed into privacy training batches
+    ve_train: list[VEExample] = field(default_factory=list)
+    ve_test: list[VEExample] = field(default_factory=list)
+    mcq_train: list[MCQ] = field(default_factory=list)
+    mcq_test: list[MCQ] = field(default_factory=list)
+
+    def check_forget(self, forget_ids: list[str]) -> set[str]:
+        """Validate a forget list against the training pairs; return it as a set."""
+        if not forget_ids:
+            raise DataError("the forget set is empty")
+        known = {p.pair_id for p in self.train}
+        ids = set(forget_ids)
+        missing = sorted(ids - known)
+        if missing:
+            raise DataError(f"{len(missing)} forget id(s) are not in the {self.name} training "
+                            f"data, e.g. {missing[:3]}")
+        if len(ids) >= len(known):
+            raise DataError(f"the forget set ({len(ids)} ids) covers the whole training set "
+                            f"({len(known)} ids): nothing would remain")
+        return ids
+
+    def split(self, forget_ids) -> tuple[list[Pair], list[Pair]]:
+        """(D_f, D_r) of the training pairs."""
+        ids = self.check_forget(list(forget_ids))
+        return ([p for p in self.train if p.pair_id in ids],
+                [p for p in self.train if p.pair_id not in ids])
+
+
+def load_scenario(root: str | Path, name: str) -> Scenario:
+    root = Path(root)
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; choose from {SCENARIOS}")
+    flickr_train = load_karpathy(root / "flickr30k" / "flickr30k_train.json")
+    flickr_test = load_karpathy(root / "flickr30k" / "flickr30k_test.json")
+    if name == "privacy":
+        train_profiles = load_mllmu(root / "mllmu", "train")
+        test_profiles = load_mllmu(root / "mllmu", "test")
+        return Scenario(
+            name, train=profile_pairs(train_profiles), test=flickr_test,
+            unseen=profile_pairs(test_profiles), normal=flickr_train,
+            mcq_train=profile_mcqs(train_profiles), mcq_test=profile_mcqs(test_profiles))
+    images = root / "flickr30k" / "flickr30k-images"
+    return Scenario(
+        name, train=flickr_train, test=flickr_test, unseen=flickr_test,
+        ve_train=load_snli_ve(root / "snli_ve" / "ve_train.json", images),
+        ve_test=load_snli_ve(root / "snli_ve" / "ve_test.json", images))
+
+
+def forget_list_path(root: str | Path, name: str, size: int, seed: int) -> Path:
+    dataset = {"privacy": "mllmu", "copyright": "flickr30k"}[name]
+    return Path(root) / "Df" / dataset / str(size) / f"image-{seed}.txt"
+
+
+def load_forget_ids(path: str | Path) -> list[str]:
+    return read_id_list(path)

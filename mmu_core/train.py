@@ -1,0 +1,244 @@
+"""ITC + ITM training with hard negatives, as ALBEF/BLIP train retrieval models.
+
+Recipes:
+  pretrain   a new embedded backbone on the generic name-free corpus
+  privacy    fine-tune on the profiles (+ normal Flickr30k pairs in every batch): the
+             privacy scenario's original model
+  copyright  fine-tune on Flickr30k captions + SNLI-VE (VE head): the copyright original
+Passing `exclude` (a forget list) trains the same recipe on D_r only: that is Retrain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .backbone import Backbone
+from .data.loaders import Pair, VEExample, load_karpathy, open_image
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    lr: float
+    batch_size: int = 32
+    normal_per_batch: int = 0  # normal pairs mixed into each batch (privacy)
+    ve_batch_size: int = 0  # VE examples per step (copyright)
+    weight_decay: float = 0.02
+    warmup_steps: int = 100
+
+
+RECIPES = {
+    "pretrain": Recipe(epochs=12, lr=1e-3),
+    # Memorising text-only facts needs many hot epochs (FINDINGS.md: below ~50 epochs at
+    # 1e-3 the ITM head and memorisation stay weak); the normal pairs keep generalisation.
+    "privacy": Recipe(epochs=60, lr=1e-3, batch_size=24, normal_per_batch=8),
+    "copyright": Recipe(epochs=6, lr=5e-4, ve_batch_size=16),
+}
+
+
+class TensorCache:
+    """Pixel values of every distinct image and token ids of every text, computed once."""
+
+    def __init__(self, bb: Backbone, pairs: list[Pair], ve: list[VEExample] = ()):
+        keys, seen = [], {}
+        for p in pairs:
+            if p.image not in seen:
+                seen[p.image] = len(keys)
+                keys.append(p)
+        for v in ve:
+            if v.image not in seen:
+                seen[v.image] = len(keys)
+                keys.append(v.image)
+        self.index = seen
+        chunks = []
+        for s in range(0, len(keys), 256):
+            chunks.append(bb.processor.image_processor(
+                images=[open_image(k) for k in keys[s:s + 256]],
+                return_tensors="pt")["pixel_values"])
+        self.pixels = torch.cat(chunks) if chunks else torch.empty(0)
+        self.bb = bb
+
+    def pix(self, images: list[str]) -> torch.Tensor:
+        return self.pixels[[self.index[i] for i in images]].to(self.bb.device)
+
+
+def itc_itm_loss(bb: Backbone, pix, ids, mask, groups: torch.Tensor,
+                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """ALBEF's ITC (targets spread over all positives of the same group) and ITM with one
+    hard negative text per image and one hard negative image per text, sampled in
+    proportion to their ITC similarity."""
+    img = bb.encode_image(pix)
+    txt = bb.encode_text(ids, mask)
+    sim = bb.itc_logits(bb.image_feat(img), bb.text_feat(txt))
+    pos = groups[:, None] == groups[None, :]
+    targets = pos.float() / pos.float().sum(1, keepdim=True)
+    loss_itc = -(F.log_softmax(sim, 1) * targets).sum(1).mean() / 2 \
+        - (F.log_softmax(sim.t(), 1) * targets).sum(1).mean() / 2
+    with torch.no_grad():
+        w_i2t = F.softmax(sim.float(), 1).masked_fill(pos, 0) + 1e-8 * (~pos)
+        w_t2i = F.softmax(sim.t().float(), 1).masked_fill(pos, 0) + 1e-8 * (~pos)
+        has_neg = (~pos).any(1)
+        w_i2t[~has_neg] = 1.0  # a batch of one group has no negative: fall back to uniform
+        w_t2i[~has_neg] = 1.0
+        neg_txt = torch.multinomial(w_i2t, 1, generator=generator).squeeze(1)
+        neg_img = torch.multinomial(w_t2i, 1, generator=generator).squeeze(1)
+    b = ids.shape[0]
+    fused = bb.fuse(torch.cat([img, img, img[neg_img]]),
+                    torch.cat([ids, ids[neg_txt], ids]), torch.cat([mask, mask[neg_txt], mask]))
+    labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(ids.device)
+    loss_itm = F.cross_entropy(bb.itm_logits(fused), labels)
+    return {"itc": loss_itc, "itm": loss_itm}
+
+
+def ve_loss(bb: Backbone, pix, ids, mask, labels) -> torch.Tensor:
+    fused = bb.fuse(bb.encode_image(pix), ids, mask)
+    return F.cross_entropy(bb.ve_logits(fused), labels)
+
+
+def _tokens(bb: Backbone, texts: list[str]):
+    enc = bb.processor.tokenizer(texts, padding="max_length", truncation=True,
+                                 max_length=bb.max_text_len, return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def _trim(ids, mask):
+    n = int(mask.sum(1).max())
+    return ids[:, :n], mask[:, :n]
+
+
+def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
+          normal: list[Pair] = (), ve: list[VEExample] = (), seed: int = 0,
+          resume: bool = True, log=print, epochs: int | None = None) -> dict:
+    """Train `bb` in place; checkpoint each epoch under out/checkpoint (resumable);
+    save the final model to `out`. Returns a summary (losses, time)."""
+    out = Path(out)
+    ckpt = out / "checkpoint"
+    epochs = epochs or recipe.epochs
+    if not pairs:
+        raise ValueError("no training pairs")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    cache = TensorCache(bb, list(pairs) + list(normal), ve)
+    group_ids = {g: i for i, g in enumerate(sorted({p.group for p in list(pairs) + list(normal)}))}
+    ids_all, mask_all = _tokens(bb, [p.text for p in pairs])
+    groups_all = torch.tensor([group_ids[p.group] for p in pairs])
+    if normal:
+        n_ids, n_mask = _tokens(bb, [p.text for p in normal])
+        n_groups = torch.tensor([group_ids[p.group] for p in normal])
+    if ve:
+        v_ids, v_mask = _tokens(bb, [v.sentence for v in ve])
+        v_labels = torch.tensor([v.label for v in ve])
+
+    steps_per_epoch = math.ceil(len(pairs) / recipe.batch_size)
+    total = steps_per_epoch * epochs
+    opt = torch.optim.AdamW(bb.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+    def lr_at(step):  # linear warm-up, cosine decay to 10%
+        if step < recipe.warmup_steps:
+            return (step + 1) / recipe.warmup_steps
+        t = (step - recipe.warmup_steps) / max(1, total - recipe.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    start_epoch, history = 0, []
+    if resume and (ckpt / "trainer_state.pt").is_file():
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        from .backbone import load_backbone
+
+        bb.load_state_dict(load_backbone(str(ckpt)).state_dict())
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        gen.set_state(state["gen"])
+        start_epoch, history = state["epoch"], state["history"]
+        log(f"resumed from {ckpt} at epoch {start_epoch}")
+
+    bb.train()
+    t0 = time.time()
+    # In a log file (no terminal) a bar redraw every few seconds is enough.
+    bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc="train", unit="step",
+               mininterval=0.1 if sys.stderr.isatty() else 10.0)
+    ve_order = rng.permutation(len(ve)) if ve else None
+    ve_pos = 0
+    for epoch in range(start_epoch, epochs):
+        order = rng.permutation(len(pairs))
+        sums = {}
+        for s in range(steps_per_epoch):
+            idx = torch.as_tensor(order[s * recipe.batch_size:(s + 1) * recipe.batch_size])
+            ids, mask, groups = ids_all[idx], mask_all[idx], groups_all[idx]
+            images = [pairs[i].image for i in idx.tolist()]
+            if normal and recipe.normal_per_batch:
+                nidx = torch.as_tensor(rng.choice(len(normal), recipe.normal_per_batch,
+                                                  replace=False))
+                ids, mask = torch.cat([ids, n_ids[nidx]]), torch.cat([mask, n_mask[nidx]])
+                groups = torch.cat([groups, n_groups[nidx]])
+                images += [normal[i].image for i in nidx.tolist()]
+            ids, mask = _trim(ids, mask)
+            losses = itc_itm_loss(bb, cache.pix(images), ids.to(bb.device),
+                                  mask.to(bb.device), groups.to(bb.device), gen)
+            if ve and recipe.ve_batch_size:
+                if ve_pos + recipe.ve_batch_size > len(ve):
+                    ve_order, ve_pos = rng.permutation(len(ve)), 0
+                vidx = torch.as_tensor(ve_order[ve_pos:ve_pos + recipe.ve_batch_size])
+                ve_pos += recipe.ve_batch_size
+                vi, vm = _trim(v_ids[vidx], v_mask[vidx])
+                losses["ve"] = ve_loss(bb, cache.pix([ve[i].image for i in vidx.tolist()]),
+                                       vi.to(bb.device), vm.to(bb.device),
+                                       v_labels[vidx].to(bb.device))
+            loss = sum(losses.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(bb.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+        record = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()},
+                  "elapsed_s": round(time.time() - t0, 1)}
+        history.append(record)
+        log(json.dumps(record))
+        bb.save_pretrained(ckpt)
+        torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "rng": rng.bit_generator.state, "gen": gen.get_state(),
+                    "epoch": epoch + 1, "history": history}, ckpt / "trainer_state.pt")
+    bar.close()
+    bb.eval()
+    summary = {"recipe": asdict(recipe), "epochs": epochs, "seed": seed,
+               "n_pairs": len(pairs), "n_normal": len(normal), "n_ve": len(ve),
+               "train_seconds_this_run": round(time.time() - t0, 1), "history": history}
+    bb.save_pretrained(out)
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def pretrain_pairs(root: str | Path) -> list[Pair]:
+    return load_karpathy(Path(root) / "pretrain" / "pretrain.json")
+
+
+def world_texts(root: str | Path) -> list[str]:
+    """Every text of the world: the embedded tokenizer's vocabulary comes from these."""
+    from .scenarios import load_scenario
+
+    root = Path(root)
+    texts = [p.text for p in pretrain_pairs(root)]
+    for name in ("privacy", "copyright"):
+        sc = load_scenario(root, name)
+        texts += [p.text for p in sc.train + sc.test + sc.unseen]
+        texts += [v.sentence for v in sc.ve_train + sc.ve_test]
+        for q in sc.mcq_train + sc.mcq_test:
+            texts += [q.question, *q.options]
+    return texts

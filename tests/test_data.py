@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+
+from mmu_core.data.generate import EXPECTED_FINGERPRINTS, fingerprint, generate_world
+from mmu_core.data.loaders import (load_karpathy, load_mllmu, load_snli_ve, open_image,
+                                   profile_mcqs, profile_pairs, read_id_list)
+from mmu_core.scenarios import forget_list_path, load_scenario
+
+
+def test_generation_is_deterministic_per_seed(tmp_path, tiny_world):
+    again = generate_world(tmp_path / "again", seed=0, size="tiny")
+    other = generate_world(tmp_path / "other", seed=1, size="tiny")
+    first = json.loads((tiny_world / "world.json").read_text())
+    assert again["fingerprint"] == first["fingerprint"] == fingerprint(tiny_world)
+    assert other["fingerprint"] != first["fingerprint"]
+
+
+def test_default_world_is_the_one_the_models_were_trained_on(world):
+    got = json.loads((world / "world.json").read_text())["fingerprint"]
+    assert got == EXPECTED_FINGERPRINTS[0]
+
+
+def test_karpathy_train_and_test_formats(tiny_world):
+    raw = json.loads((tiny_world / "flickr30k" / "flickr30k_train.json").read_text())
+    assert set(raw[0]) == {"image", "caption", "image_id"}
+    test_raw = json.loads((tiny_world / "flickr30k" / "flickr30k_test.json").read_text())
+    assert isinstance(test_raw[0]["caption"], list) and len(test_raw[0]["caption"]) == 5
+    train = load_karpathy(tiny_world / "flickr30k" / "flickr30k_train.json")
+    assert len(train) == 5 * len({p.group for p in train})
+    img = open_image(train[0])
+    assert img.size == (64, 64) and img.mode == "RGB"
+
+
+def test_snli_ve_labels_balanced(tiny_world):
+    ve = load_snli_ve(tiny_world / "snli_ve" / "ve_train.json",
+                      tiny_world / "flickr30k" / "flickr30k-images")
+    counts = np.bincount([v.label for v in ve], minlength=3)
+    assert counts.min() == counts.max() > 0
+    raw = json.loads((tiny_world / "snli_ve" / "ve_train.json").read_text())
+    assert set(raw[0]) == {"image", "sentence", "label"}
+
+
+def test_mllmu_parquet_matches_retrieval_view(tiny_world):
+    profiles = load_mllmu(tiny_world / "mllmu", "train")
+    pairs = profile_pairs(profiles)
+    view = load_karpathy(tiny_world / "mllmu" / "profiles_train.json")
+    assert [(p.text, p.group, p.pair_id) for p in pairs] == \
+        [(p.text, p.group, p.pair_id) for p in view]
+    for a, b in zip(pairs[:10], view[:10]):
+        assert open_image(a).tobytes() == open_image(b).tobytes()
+    mcqs = profile_mcqs(profiles)
+    assert all(len(q.options) == 4 and 0 <= q.answer < 4 for q in mcqs)
+    assert {q.kind for q in mcqs} == {"private", "visible"}
+
+
+def test_mllmu_parquet_columns_through_datasets(tiny_world):
+    import datasets
+
+    ds = datasets.load_dataset("parquet", data_files=str(tiny_world / "mllmu" / "train.parquet"),
+                               split="train")
+    for col in ("image", "ID", "biography", "Classification_Task"):
+        assert col in ds.column_names
+    q = ds[0]["Classification_Task"]["Image_Textual_Questions"][0]
+    assert set(q["Options"]) == set("ABCD") and q["Correct_Answer"] in "ABCD"
+
+
+def test_private_facts_are_not_in_the_pretraining_corpus(tiny_world):
+    pre = " ".join(p.text for p in load_karpathy(tiny_world / "pretrain" / "pretrain.json"))
+    profiles = load_mllmu(tiny_world / "mllmu", "train")
+    for p in profiles:
+        for name_word in p.biography.split(" is a ")[0].split():
+            assert f" {name_word} " not in f" {pre} "
+
+
+def test_forget_lists_name_training_pairs(tiny_world):
+    for name, size in (("privacy", 5), ("privacy", 10), ("copyright", 4), ("copyright", 8)):
+        ids = read_id_list(forget_list_path(tiny_world, name, size, 0))
+        sc = load_scenario(tiny_world, name)
+        d_f, d_r = sc.split(ids)
+        assert len(set(ids)) == size
+        assert {p.pair_id for p in d_f} == set(ids)
+        assert not {p.pair_id for p in d_f} & {p.pair_id for p in d_r}
+        if name == "privacy":  # whole profiles: 5 pairs of one person
+            assert len({p.group for p in d_f}) == size // 5
+
+
+def test_default_world_sizes_mirror_the_paper(world):
+    m = json.loads((world / "world.json").read_text())["sizes"]
+    assert m["privacy_forget"] == [5, 50, 500]
+    for size in m["privacy_forget"]:
+        assert len(read_id_list(forget_list_path(world, "privacy", size, 0))) == size
+    ratios = [n / m["scenes_train"] for n in m["copyright_forget"]]
+    assert ratios == pytest.approx([1000 / 29000, 5000 / 29000], abs=0.01)

@@ -1,0 +1,50 @@
+import math
+
+import numpy as np
+import pytest
+
+from mmu_core.compare import compare
+from mmu_core.evaluate import evaluate, recall_at
+from mmu_core.membership import fit_attack
+from mmu_core.scenarios import load_scenario
+
+
+def test_recall_at_counts_the_best_positive():
+    scores = np.array([[0.9, 0.8, 0.1], [0.1, 0.2, 0.3], [0.5, 0.4, 0.3]])
+    positives = np.array([[True, False, False], [True, False, False], [False, False, True]])
+    r = recall_at(scores, positives, ks=(1, 2, 3))
+    assert r == {"R@1": pytest.approx(100 / 3), "R@2": pytest.approx(100 / 3), "R@3": 100.0}
+
+
+def test_attack_separates_separable_features():
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (100, 8)), rng.normal(3, 1, (100, 8))]
+    y = np.r_[np.zeros(100), np.ones(100)]
+    p = fit_attack(x, y).predict_proba(np.r_[rng.normal(3, 1, (20, 8)), rng.normal(0, 1, (20, 8))])
+    assert p[:20, 1].mean() > 0.9 and p[20:, 1].mean() < 0.1
+
+
+def test_evaluate_reports_every_metric(tiny_backbone, tiny_world):
+    sc = load_scenario(tiny_world, "privacy")
+    forget = [p.pair_id for p in sc.train[:5]]
+    r = evaluate(tiny_backbone, sc, forget, progress=False)
+    h = r["headline"]
+    assert set(h) >= {"MI", "R@D_f", "R@D_test", "R@D_r", "A@D_f", "A@D_test"}
+    assert all(0 <= v <= 100 for v in h.values() if not math.isnan(v))
+    assert r["n_forget_pairs"] == 5
+    ret = r["details"]["retrieval D_test"]
+    assert ret["n_texts"] == len(sc.test) and set(ret["TR"]) == {"R@1", "R@5", "R@10"}
+
+
+def test_compare_computes_deltas_and_m_scores():
+    res = {"scenario": "privacy", "headline": {"MI": 20.0, "R@D_f": 30.0, "R@D_test": 80.0,
+                                               "A@D_f": 50.0, "A@D_test": 60.0}}
+    ret = {"scenario": "privacy", "headline": {"MI": 14.0, "R@D_f": 15.0, "R@D_test": 90.0,
+                                               "A@D_f": 25.0, "A@D_test": 70.0}}
+    c = compare(res, ret)
+    assert c["retrieval"]["delta"] == {"MI": 6.0, "R@D_f": 15.0, "R@D_test": 10.0}
+    assert c["retrieval"]["avg_g"] == pytest.approx(31 / 3)
+    assert c["second"]["avg_g"] == pytest.approx((6 + 25 + 10) / 3)
+    assert (c["M_eff"], c["M_rel"], c["M_loc"]) == (94.0, 85.0, 90.0)
+    with pytest.raises(ValueError, match="scenarios differ"):
+        compare(res, {**ret, "scenario": "copyright"})
