@@ -36,16 +36,16 @@ def _cmd_train(a) -> None:
             from .embedded import new_backbone
 
             bb = new_backbone(world_texts(a.data), seed=a.seed)
-        pairs, normal, ve = pretrain_pairs(a.data), [], []
+        pairs, mix, ve, mcq = pretrain_pairs(a.data), [], [], []
     else:
         bb = load_backbone(a.init or "embedded:pretrained")
         sc = load_scenario(a.data, a.recipe)
-        pairs, normal, ve = sc.train, sc.normal, sc.ve_train
-        if a.exclude:
-            ids = sc.check_forget(load_forget_ids(a.exclude))
-            pairs = [p for p in pairs if p.pair_id not in ids]
-            ve = [v for v in ve if v.pair_id not in ids]
-    summary = train(bb, recipe, pairs, a.out, normal=normal, ve=ve, seed=a.seed,
+        ids = sc.check_forget(load_forget_ids(a.exclude)) if a.exclude else set()
+        keep = [p for p in sc.train if p.pair_id not in ids]
+        mcq = [q for q in sc.mcq_train if q.image.pair_id not in ids]
+        pairs, ve = keep, [v for v in sc.ve_train if v.pair_id not in ids]
+        mix = [(sc.normal, recipe.normal_per_batch)]
+    summary = train(bb, recipe, pairs, a.out, mix=mix, ve=ve, mcq=mcq, seed=a.seed,
                     resume=not a.no_resume, epochs=a.epochs)
     summary["provenance"] = provenance({"command": sys.argv, **vars(a)})
     Path(a.out, "train_summary.json").write_text(json.dumps(summary, indent=1))

@@ -54,41 +54,48 @@ def recall_at(scores: np.ndarray, positives: np.ndarray, ks=(1, 5, 10)) -> dict[
 
 
 @torch.no_grad()
-def retrieval(bb: Backbone, pairs: list[Pair], k: int = RERANK_K, desc: str = "retrieval") -> dict:
-    """TR (image -> text) and IR (text -> image) over the gallery formed by `pairs`."""
+def retrieval(bb: Backbone, pairs: list[Pair], distractors: list[Pair] = (),
+              k: int = RERANK_K) -> dict:
+    """TR (image -> text) and IR (text -> image). Queries are the images and texts of
+    `pairs`; the gallery also holds `distractors` (never-trained pairs), so a small query
+    set cannot score well by chance."""
     bb.eval()
+    gallery = list(pairs) + list(distractors)
     images, img_index = [], {}
-    for p in pairs:
+    for p in gallery:
         if p.image not in img_index:
             img_index[p.image] = len(images)
             images.append(p)
     img_group = np.array([p.group for p in images])
-    txt_group = np.array([p.group for p in pairs])
+    txt_group = np.array([p.group for p in gallery])
     positives = img_group[:, None] == txt_group[None, :]  # [I, T]
+    q_img = torch.as_tensor(sorted({img_index[p.image] for p in pairs}))
+    q_txt = torch.arange(len(pairs))
 
     img_emb = _image_embeds(bb, images)
-    ids, mask = _text_tokens(bb, [p.text for p in pairs])
+    ids, mask = _text_tokens(bb, [p.text for p in gallery])
     img_feat = bb.image_feat(img_emb)
     txt_feat = torch.cat([bb.text_feat(bb.encode_text(ids[s:s + 256], mask[s:s + 256]))
                           for s in range(0, len(ids), 256)])
     sim = (img_feat @ txt_feat.t()).cpu()
-    kt, ki = min(k, sim.shape[1]), min(k, sim.shape[0])
 
-    # ALBEF: candidates outside the ITC top-k score -100; the top-k are scored by ITM.
-    tr = torch.full_like(sim, -100.0)
-    top_t = sim.topk(kt, dim=1).indices  # [I, kt]
-    flat_img = torch.arange(len(images)).repeat_interleave(kt)
-    tr.view(-1)[(flat_img * sim.shape[1] + top_t.reshape(-1))] = _itm_scores(
-        bb, img_emb[flat_img], ids[top_t.reshape(-1)], mask[top_t.reshape(-1)]).cpu()
-    ir = torch.full_like(sim.t(), -100.0)
-    top_i = sim.t().topk(ki, dim=1).indices  # [T, ki]
-    flat_txt = torch.arange(len(pairs)).repeat_interleave(ki)
-    ir.view(-1)[(flat_txt * sim.shape[0] + top_i.reshape(-1))] = _itm_scores(
-        bb, img_emb[top_i.reshape(-1)], ids[flat_txt], mask[flat_txt]).cpu()
+    # ALBEF: each query's ITC top-k candidates are scored by ITM, the rest score -100.
+    def rerank(sim_q: torch.Tensor, itm) -> np.ndarray:
+        kk = min(k, sim_q.shape[1])
+        top = sim_q.topk(kk, dim=1).indices.reshape(-1)
+        rows = torch.arange(len(sim_q)).repeat_interleave(kk)
+        scores = torch.full(sim_q.shape, -100.0)
+        scores[rows, top] = itm(rows, top).cpu()
+        return scores.numpy()
 
-    out = {"TR": recall_at(tr.numpy(), positives), "IR": recall_at(ir.numpy(), positives.T)}
+    tr = rerank(sim[q_img], lambda r, t: _itm_scores(bb, img_emb[q_img[r]], ids[t], mask[t]))
+    ir = rerank(sim.t()[q_txt], lambda r, i: _itm_scores(bb, img_emb[i], ids[q_txt[r]],
+                                                          mask[q_txt[r]]))
+    out = {"TR": recall_at(tr, positives[q_img.numpy()]),
+           "IR": recall_at(ir, positives.T[q_txt.numpy()])}
     out["r_mean"] = float(np.mean([v for d in (out["TR"], out["IR"]) for v in d.values()]))
-    out["n_images"], out["n_texts"] = len(images), len(pairs)
+    out.update(n_query_images=len(q_img), n_query_texts=len(q_txt),
+               n_gallery_images=len(images), n_gallery_texts=len(gallery))
     return out
 
 
@@ -102,7 +109,7 @@ def mcq_accuracy(bb: Backbone, mcqs: list[MCQ]) -> float:
     correct = 0
     img_emb = _image_embeds(bb, [q.image for q in mcqs])
     for i, q in enumerate(mcqs):
-        ids, mask = _text_tokens(bb, [f"{q.question} {o}" for o in q.options])
+        ids, mask = _text_tokens(bb, [q.statement(o) for o in q.options])
         scores = _itm_scores(bb, img_emb[i:i + 1].expand(len(q.options), -1, -1), ids, mask)
         correct += int(scores.argmax()) == q.answer
     return 100.0 * correct / len(mcqs)
@@ -138,7 +145,7 @@ def evaluate(bb: Backbone, sc: Scenario, forget_ids, *, max_pairs: int = 1000,
     f_ids = {p.pair_id for p in d_f}
     d_r_eval = _subsample(d_r, max_pairs, seed)
     steps = [
-        ("retrieval D_f", lambda: retrieval(bb, d_f + sc.unseen)),  # gallery: D_f + unseen
+        ("retrieval D_f", lambda: retrieval(bb, d_f, distractors=sc.unseen)),
         ("retrieval D_r", lambda: retrieval(bb, d_r_eval)),
         ("retrieval D_test", lambda: retrieval(bb, sc.test)),
         ("membership", lambda: membership_inference(bb, members=d_r_eval,

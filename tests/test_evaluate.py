@@ -33,7 +33,7 @@ def test_evaluate_reports_every_metric(tiny_backbone, tiny_world):
     assert all(0 <= v <= 100 for v in h.values() if not math.isnan(v))
     assert r["n_forget_pairs"] == 5
     ret = r["details"]["retrieval D_test"]
-    assert ret["n_texts"] == len(sc.test) and set(ret["TR"]) == {"R@1", "R@5", "R@10"}
+    assert ret["n_query_texts"] == len(sc.test) and set(ret["TR"]) == {"R@1", "R@5", "R@10"}
 
 
 def test_compare_computes_deltas_and_m_scores():

@@ -9,7 +9,8 @@ def test_training_lowers_the_loss_and_resumes(tiny_backbone, tiny_world, tmp_pat
     sc = load_scenario(tiny_world, "copyright")
     recipe = Recipe(epochs=3, lr=2e-3, batch_size=32, ve_batch_size=8, warmup_steps=1)
     out = tmp_path / "run"
-    first = train(bb, recipe, sc.train, out, ve=sc.ve_train, seed=0, epochs=1, log=lambda s: None)
+    first = train(bb, recipe, sc.train, out, ve=sc.ve_train, seed=0, epochs=1,
+                  log=lambda s: None, keep_checkpoint=True)  # as if stopped after epoch 1
     assert len(first["history"]) == 1
     # a second call resumes from the checkpoint and runs only the missing epochs
     summary = train(bb, recipe, sc.train, out, ve=sc.ve_train, seed=0, log=lambda s: None)
@@ -24,7 +25,8 @@ def test_training_lowers_the_loss_and_resumes(tiny_backbone, tiny_world, tmp_pat
 def test_privacy_batches_mix_normal_pairs(tiny_backbone, tiny_world, tmp_path):
     bb = tiny_backbone.copy()
     sc = load_scenario(tiny_world, "privacy")
-    recipe = Recipe(epochs=1, lr=1e-3, batch_size=12, normal_per_batch=4, warmup_steps=1)
-    s = train(bb, recipe, sc.train, tmp_path / "p", normal=sc.normal, seed=0,
-              log=lambda s: None)
-    assert s["n_normal"] == len(sc.normal) and s["history"][0]["itm"] > 0
+    recipe = Recipe(epochs=1, lr=1e-3, batch_size=12, mcq_per_batch=3, warmup_steps=1)
+    s = train(bb, recipe, sc.train, tmp_path / "p", mix=[(sc.normal, 4)], mcq=sc.mcq_train,
+              seed=0, log=lambda s: None)
+    assert s["n_mix"] == [len(sc.normal)] and s["n_mcq"] == len(sc.mcq_train)
+    assert s["history"][0]["itm"] > 0 and s["history"][0]["mcq"] > 0

@@ -250,4 +250,6 @@ def default_world(seed: int = 0) -> Path:
 
 
 # Fingerprints of the worlds the shipped embedded models were trained on.
-EXPECTED_FINGERPRINTS: dict[int, str] = {}
+EXPECTED_FINGERPRINTS: dict[int, str] = {
+    0: "b7dbc0d523b462c68d87f91682bea6a09737704b1181795931e829ab3b833535",
+}

@@ -204,6 +204,11 @@ class MCQ:
     kind: str  # "private" (text-only fact) or "visible"
     person: str
 
+    def statement(self, option: str) -> str:
+        """The text a matching model scores for one option."""
+        return f"{self.question} {option}"
+
+
 
 def profile_mcqs(profiles: list[Profile]) -> list[MCQ]:
     out = []

@@ -1,0 +1,49 @@
+"""What the shipped embedded models must do (issue: 'What must hold'), measured on the
+embedded world. Thresholds sit below the figures in assets/models/README.md, with margin
+for library-version noise, and well above what an untrained model scores."""
+
+import pytest
+
+from mmu_core.backbone import load_backbone
+from mmu_core.evaluate import evaluate
+from mmu_core.scenarios import forget_list_path, load_forget_ids, load_scenario
+
+
+@pytest.fixture(scope="module")
+def privacy(world):
+    bb = load_backbone("embedded:privacy")
+    sc = load_scenario(world, "privacy")
+    return evaluate(bb, sc, load_forget_ids(forget_list_path(world, "privacy", 50, 0)),
+                    progress=False)
+
+
+@pytest.fixture(scope="module")
+def copyright_(world):
+    bb = load_backbone("embedded:copyright")
+    sc = load_scenario(world, "copyright")
+    return evaluate(bb, sc, load_forget_ids(forget_list_path(world, "copyright", 170, 0)),
+                    progress=False)
+
+
+def test_privacy_original_retrieves_its_training_pairs(privacy):
+    h = privacy["headline"]
+    assert h["R@D_r"] >= 90
+    assert h["R@D_f"] >= 85  # the forget pairs are memorised too, among unseen distractors
+
+
+def test_privacy_original_is_open_to_membership_inference(privacy):
+    mi = privacy["details"]["membership"]
+    assert mi["cv_auc"] >= 0.8
+    assert mi["member_prob_D_f"] >= 70
+
+
+def test_privacy_original_answers_private_questions(privacy):
+    assert privacy["headline"]["A@D_r"] >= 50  # chance is 25
+    assert privacy["headline"]["A@D_test"] >= 50  # visible questions about unseen people
+
+
+def test_copyright_original_generalises(copyright_):
+    h = copyright_["headline"]
+    assert h["R@D_test"] >= 75
+    assert h["R@D_r"] >= 85
+    assert h["A@D_test"] >= 60  # VE, chance 33
