@@ -14,7 +14,7 @@ import gradio as gr
 from mmu_core.backbone import load_backbone
 from mmu_core.data.generate import default_world
 from mmu_core.data.loaders import open_image
-from mmu_core.inputs import MAX_UPLOAD_BYTES, InputError
+from mmu_core.inputs import MAX_UPLOAD_BYTES, InputError, read_user_image
 from mmu_core.scenarios import load_scenario
 from mmu_core.scoring import score_pair
 
@@ -54,7 +54,12 @@ def create_browse_tab(engine: Engine) -> None:
     gallery = gr.Gallery(label="Training pairs (click one to score it)", columns=8,
                          height=260, allow_preview=False)
     with gr.Row():
-        image = gr.Image(type="filepath", label="Image", height=220)
+        with gr.Column():
+            # A File input, not gr.Image: gr.Image fails on a non-image before our checks
+            # run, with a message no visitor can act on.
+            upload = gr.File(label="Upload an image", file_types=["image"], type="filepath",
+                             height=90)
+            image = gr.Image(label="Image", type="filepath", interactive=False, height=200)
         with gr.Column():
             text = gr.Textbox(label="Text", lines=2, max_length=500,
                               placeholder="e.g. hana ferreira is a plumber from lyon.")
@@ -69,7 +74,16 @@ def create_browse_tab(engine: Engine) -> None:
 
     def pick(name, evt: gr.SelectData):
         p = engine.gallery(name)[evt.index]
-        return _as_file(p), p.text
+        return _as_file(p), _as_file(p), p.text
+
+    def show_upload(path):
+        if path is None:
+            return None
+        try:
+            read_user_image(path)
+        except InputError as err:
+            raise gr.Error(str(err))
+        return path
 
     def score(img, txt):
         try:
@@ -82,8 +96,9 @@ def create_browse_tab(engine: Engine) -> None:
                 f"ITC cosine similarity: {s['itc_cosine']:.3f}{note}")
 
     scenario.change(show_gallery, scenario, gallery, api_name="gallery")
-    gallery.select(pick, scenario, [image, text], api_name=False)
-    score_btn.click(score, [image, text], result, api_name="score",
+    upload.upload(show_upload, upload, image, api_name="upload")
+    gallery.select(pick, scenario, [upload, image, text], api_name=False)
+    score_btn.click(score, [upload, text], result, api_name="score",
                     concurrency_id="model")
     return show_gallery, scenario, gallery
 

@@ -6,8 +6,9 @@ the baselines and the metrics need: image and text token embeddings, ITC feature
 similarity, the fused cross-attention embedding, the ITM match probability, a 3-way VE head
 on the fused CLS, and the hidden state membership inference reads.
 
-Two things HF's class lacks live beside it in `mmu_extras.safetensors`: a learnable ITC
-temperature (the HF forward returns raw cosines) and the VE head.
+What HF's class lacks lives beside it in `mmu_extras.safetensors`: a learnable ITC
+temperature (the HF forward returns raw cosines) and the VE head (a real checkpoint starts
+it untrained).
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ class UnknownModelError(ValueError):
 
 
 class Backbone(nn.Module):
-    def __init__(self, model, processor, temp: float = 0.07, ve_head: nn.Linear | None = None):
+    def __init__(self, model, processor, temp: float = 0.07):
         super().__init__()
         self.model = model
         self.processor = processor
         # ALBEF/BLIP keep the ITC temperature as a learnable scalar clamped to [0.001, 0.5].
         self.temp = nn.Parameter(torch.tensor(float(temp)))
         hidden = model.config.text_config.hidden_size
-        self.ve_head = ve_head if ve_head is not None else nn.Linear(hidden, NUM_VE_LABELS)
+        self.ve_head = nn.Linear(hidden, NUM_VE_LABELS)  # 3-way VE on the fused CLS
         self.max_text_len = 32
 
     # ---- inputs -------------------------------------------------------------------------
@@ -154,8 +155,9 @@ def _from_folder_or_hub(ref: str, **kw) -> Backbone:
         extras = load_file(str(extras_path))
         with torch.no_grad():
             bb.temp.copy_(extras["temp"][0])
-        bb.ve_head.load_state_dict({k[len("ve_head."):]: v for k, v in extras.items()
-                                    if k.startswith("ve_head.")})
+        state = {k[len("ve_head."):]: v for k, v in extras.items() if k.startswith("ve_head.")}
+        if state:
+            bb.ve_head.load_state_dict(state)
     return bb
 
 

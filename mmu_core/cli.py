@@ -36,16 +36,16 @@ def _cmd_train(a) -> None:
             from .embedded import new_backbone
 
             bb = new_backbone(world_texts(a.data), seed=a.seed)
-        pairs, mix, ve, mcq = pretrain_pairs(a.data), [], [], []
+        pairs, mix, ve = pretrain_pairs(a.data), [], []
     else:
         bb = load_backbone(a.init or "embedded:pretrained")
         sc = load_scenario(a.data, a.recipe)
         ids = sc.check_forget(load_forget_ids(a.exclude)) if a.exclude else set()
         keep = [p for p in sc.train if p.pair_id not in ids]
-        mcq = [q for q in sc.mcq_train if q.image.pair_id not in ids]
+        qa = [p for p in sc.qa_train if p.pair_id not in ids]
         pairs, ve = keep, [v for v in sc.ve_train if v.pair_id not in ids]
-        mix = [(sc.normal, recipe.normal_per_batch)]
-    summary = train(bb, recipe, pairs, a.out, mix=mix, ve=ve, mcq=mcq, seed=a.seed,
+        mix = [(sc.normal, recipe.normal_per_batch), (qa, recipe.qa_per_batch)]
+    summary = train(bb, recipe, pairs, a.out, mix=mix, ve=ve, seed=a.seed,
                     resume=not a.no_resume, epochs=a.epochs)
     summary["provenance"] = provenance({"command": sys.argv, **vars(a)})
     Path(a.out, "train_summary.json").write_text(json.dumps(summary, indent=1))
@@ -66,6 +66,18 @@ def _cmd_compare(a) -> None:
     if a.out:
         Path(a.out).write_text(text)
     print(text)
+
+
+def _cmd_table(a) -> None:
+    from .compare import headline_table
+
+    named = {}
+    for item in a.results:
+        name, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"error: expected NAME=FILE, got {item!r}")
+        named[name] = json.loads(Path(path).read_text())
+    print(headline_table(named, a.retrain))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--retrain", required=True)
     c.add_argument("--out", default=None)
     c.set_defaults(func=_cmd_compare)
+    tb = sub.add_parser("table", help="Markdown table of evaluation results")
+    tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")
+    tb.add_argument("--retrain", default=None, help="the NAME to compute deltas to")
+    tb.set_defaults(func=_cmd_table)
     return p
 
 

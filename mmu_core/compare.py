@@ -34,3 +34,19 @@ def compare(result: dict, retrain: dict) -> dict:
 def compare_files(result_path, retrain_path) -> dict:
     return compare(json.loads(Path(result_path).read_text()),
                    json.loads(Path(retrain_path).read_text()))
+
+
+def headline_table(named: dict[str, dict], retrain: str | None = None) -> str:
+    """A Markdown table of headline metrics, one row per result; with `retrain` naming one
+    of them, each value also shows its |delta| to Retrain."""
+    keys = [k for k in ("MI", "R@D_f", "R@D_test", "R@D_r", "A@D_f", "A@D_test", "A@D_r")
+            if all(k in r["headline"] for r in named.values())]
+    ref = named[retrain]["headline"] if retrain else None
+    rows = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, r in named.items():
+        cells = []
+        for k in keys:
+            v = r["headline"][k]
+            cells.append(f"{v:.1f}" + (f" ({abs(v - ref[k]):.1f})" if ref else ""))
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

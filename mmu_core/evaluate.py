@@ -131,10 +131,15 @@ def ve_accuracy(bb: Backbone, examples: list[VEExample], batch: int = 128) -> fl
 
 
 def _subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
+    """At most about `n` pairs, drawn as whole groups (an image with all its captions, a
+    person with all their pairs) so each query keeps all its positives."""
     if len(pairs) <= n:
         return pairs
-    idx = np.random.default_rng(seed).choice(len(pairs), size=n, replace=False)
-    return [pairs[i] for i in sorted(idx)]
+    groups = sorted({p.group for p in pairs})
+    per_group = len(pairs) / len(groups)
+    keep = set(np.random.default_rng(seed).choice(groups, size=max(1, int(n / per_group)),
+                                                  replace=False))
+    return [p for p in pairs if p.group in keep]
 
 
 def evaluate(bb: Backbone, sc: Scenario, forget_ids, *, max_pairs: int = 1000,

@@ -30,6 +30,11 @@ class Scenario:
     mcq_train: list[MCQ] = field(default_factory=list)
     mcq_test: list[MCQ] = field(default_factory=list)
 
+    @property
+    def qa_train(self) -> list[Pair]:
+        """V-MCQ training pairs: each question with its correct answer, on the main photo."""
+        return [q.as_pair() for q in self.mcq_train]
+
     def check_forget(self, forget_ids: list[str]) -> set[str]:
         """Validate a forget list against the training pairs; return it as a set."""
         if not forget_ids:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .backbone import Backbone
-from .data.loaders import MCQ, Pair, VEExample, load_karpathy, open_image
+from .data.loaders import Pair, VEExample, load_karpathy, open_image
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Recipe:
     lr: float
     batch_size: int = 32
     normal_per_batch: int = 0  # normal (scene) pairs mixed into each batch (privacy)
-    mcq_per_batch: int = 0  # V-MCQ questions per step, trained to pick their answer (privacy)
+    qa_per_batch: int = 0  # V-MCQ "question answer" pairs mixed into each batch (privacy)
     ve_batch_size: int = 0  # VE examples per step (copyright)
     weight_decay: float = 0.02
     warmup_steps: int = 100
@@ -43,8 +43,8 @@ RECIPES = {
     "pretrain": Recipe(epochs=12, lr=1e-3),
     # Memorising text-only facts needs many hot epochs (FINDINGS.md: below ~50 epochs at
     # 1e-3 the ITM head and memorisation stay weak); the normal pairs keep generalisation.
-    "privacy": Recipe(epochs=80, lr=1e-3, batch_size=24, normal_per_batch=8, mcq_per_batch=6),
-    "copyright": Recipe(epochs=6, lr=5e-4, ve_batch_size=16),
+    "privacy": Recipe(epochs=80, lr=1e-3, batch_size=24, normal_per_batch=8, qa_per_batch=6),
+    "copyright": Recipe(epochs=15, lr=5e-4, ve_batch_size=16),
 }
 
 
@@ -107,16 +107,6 @@ def ve_loss(bb: Backbone, pix, ids, mask, labels) -> torch.Tensor:
     return F.cross_entropy(bb.ve_logits(fused), labels)
 
 
-def mcq_loss(bb: Backbone, pix, ids, mask, answers) -> torch.Tensor:
-    """V-MCQ as the evaluation answers it: the ITM match logits of a question's option
-    statements compete in a softmax, the correct option is the target. ids/mask hold
-    [questions * options, L] statements, options consecutive."""
-    n_opt = ids.shape[0] // pix.shape[0]
-    img = bb.encode_image(pix).repeat_interleave(n_opt, dim=0)
-    logits = bb.itm_logits(bb.fuse(img, ids, mask))[:, 1].view(-1, n_opt)
-    return F.cross_entropy(logits, answers)
-
-
 def _tokens(bb: Backbone, texts: list[str]):
     enc = bb.processor.tokenizer(texts, padding="max_length", truncation=True,
                                  max_length=bb.max_text_len, return_tensors="pt")
@@ -129,13 +119,11 @@ def _trim(ids, mask):
 
 
 def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
-          mix: list[tuple[list[Pair], int]] = (), ve: list[VEExample] = (),
-          mcq: list[MCQ] = (), seed: int = 0,
+          mix: list[tuple[list[Pair], int]] = (), ve: list[VEExample] = (), seed: int = 0,
           resume: bool = True, log=print, epochs: int | None = None,
           keep_checkpoint: bool = False) -> dict:
     """Train `bb` in place on `pairs`, adding to every batch `n` random pairs of each
-    `(pool, n)` in `mix` and, as the recipe asks, a batch of `ve` examples and of `mcq`
-    questions. Checkpoints each epoch
+    `(pool, n)` in `mix` and, with a VE recipe, a batch of `ve`. Checkpoints each epoch
     under out/checkpoint (resumable); saves the final model to `out`."""
     out = Path(out)
     ckpt = out / "checkpoint"
@@ -148,7 +136,7 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
 
     mix = [(list(pool), n) for pool, n in mix if pool and n]
     everything = list(pairs) + [p for pool, _ in mix for p in pool]
-    cache = TensorCache(bb, everything + [q.image for q in mcq], ve)
+    cache = TensorCache(bb, everything, ve)
     group_ids = {g: i for i, g in enumerate(sorted({p.group for p in everything}))}
 
     def encode(ps):
@@ -157,11 +145,6 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
 
     ids_all, mask_all, groups_all = encode(pairs)
     mix_enc = [encode(pool) for pool, _ in mix]
-    if mcq:
-        q_ids, q_mask = _tokens(bb, [q.statement(o) for q in mcq for o in q.options])
-        n_opt = len(mcq[0].options)
-        q_ids, q_mask = q_ids.view(len(mcq), n_opt, -1), q_mask.view(len(mcq), n_opt, -1)
-        q_answers = torch.tensor([q.answer for q in mcq])
     if ve:
         v_ids, v_mask = _tokens(bb, [v.sentence for v in ve])
         v_labels = torch.tensor([v.label for v in ve])
@@ -221,13 +204,6 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
                 losses["ve"] = ve_loss(bb, cache.pix([ve[i].image for i in vidx.tolist()]),
                                        vi.to(bb.device), vm.to(bb.device),
                                        v_labels[vidx].to(bb.device))
-            if mcq and recipe.mcq_per_batch:
-                qidx = torch.as_tensor(rng.choice(len(mcq), min(recipe.mcq_per_batch, len(mcq)),
-                                                  replace=False))
-                qi, qm = _trim(q_ids[qidx].flatten(0, 1), q_mask[qidx].flatten(0, 1))
-                losses["mcq"] = mcq_loss(bb, cache.pix([mcq[i].image.image for i in qidx.tolist()]),
-                                         qi.to(bb.device), qm.to(bb.device),
-                                         q_answers[qidx].to(bb.device))
             loss = sum(losses.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -250,7 +226,6 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
     bb.eval()
     summary = {"recipe": asdict(recipe), "epochs": epochs, "seed": seed,
                "n_pairs": len(pairs), "n_mix": [len(pool) for pool, _ in mix], "n_ve": len(ve),
-               "n_mcq": len(mcq),
                "train_seconds_this_run": round(time.time() - t0, 1), "history": history}
     bb.save_pretrained(out)
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1))

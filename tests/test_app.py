@@ -27,6 +27,22 @@ def test_gallery_lists_training_pairs(client):
     assert all(item["caption"] for item in items)
 
 
+def test_upload_shows_a_preview_or_a_clear_error(client, world, tmp_path):
+    from gradio_client import handle_file
+
+    img = world / "flickr30k" / "flickr30k-images" / "S00000.png"
+    assert client.predict(handle_file(str(img)), api_name="/upload")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    # Gradio's own file-type check answers first, plainly
+    with pytest.raises(Exception, match="Invalid file type"):
+        client.predict(handle_file(str(bad)), api_name="/upload")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(img.read_bytes()[:60])
+    with pytest.raises(Exception, match="broken.png is not a readable image"):
+        client.predict(handle_file(str(broken)), api_name="/upload")
+
+
 def test_score_a_pair(client, world):
     from gradio_client import handle_file
 
@@ -47,7 +63,7 @@ def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, world,
     img = str(world / "flickr30k" / "flickr30k-images" / "S00000.png")
     text = "one red circle."
     expected = {"empty_text": "empty", "corrupt": "not a readable image",
-                "not_image": "not a readable image", "overlong": "characters"}[kind]
+                "not_image": "Invalid file type", "overlong": "characters"}[kind]
     if kind == "empty_text":
         text = "   "
     elif kind == "corrupt":

@@ -37,13 +37,13 @@ def test_privacy_original_is_open_to_membership_inference(privacy):
     assert mi["member_prob_D_f"] >= 70
 
 
-def test_privacy_original_answers_private_questions(privacy):
-    assert privacy["headline"]["A@D_r"] >= 50  # chance is 25
-    assert privacy["headline"]["A@D_test"] >= 50  # visible questions about unseen people
+def test_privacy_original_answers_questions_above_chance(privacy):
+    assert privacy["headline"]["A@D_r"] >= 33  # private facts; chance is 25 (280 questions)
+    assert privacy["headline"]["A@D_test"] >= 50  # visible facts of unseen people
 
 
 def test_copyright_original_generalises(copyright_):
     h = copyright_["headline"]
     assert h["R@D_test"] >= 75
-    assert h["R@D_r"] >= 85
-    assert h["A@D_test"] >= 60  # VE, chance 33
+    assert h["R@D_r"] >= 82
+    assert h["A@D_test"] >= 75  # VE, chance 33

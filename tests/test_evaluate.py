@@ -48,3 +48,14 @@ def test_compare_computes_deltas_and_m_scores():
     assert (c["M_eff"], c["M_rel"], c["M_loc"]) == (94.0, 85.0, 90.0)
     with pytest.raises(ValueError, match="scenarios differ"):
         compare(res, {**ret, "scenario": "copyright"})
+
+
+def test_headline_table_shows_deltas_to_retrain():
+    from mmu_core.compare import headline_table
+
+    a = {"headline": {"MI": 90.0, "R@D_f": 91.0, "R@D_test": 70.0}}
+    b = {"headline": {"MI": 20.0, "R@D_f": 5.0, "R@D_test": 72.0}}
+    t = headline_table({"Original": a, "Retrain": b}, retrain="Retrain").splitlines()
+    assert t[0] == "| model | MI | R@D_f | R@D_test |"
+    assert t[2] == "| Original | 90.0 (70.0) | 91.0 (86.0) | 70.0 (2.0) |"
+    assert t[3] == "| Retrain | 20.0 (0.0) | 5.0 (0.0) | 72.0 (0.0) |"

@@ -65,3 +65,23 @@ def test_forget_list_errors(tmp_path, tiny_world):
         sc.split([])
     with pytest.raises(DataError, match="whole training set"):
         sc.split([p.pair_id for p in sc.train])
+
+
+def test_user_input_checks(tmp_path):
+    from PIL import Image
+
+    from mmu_core.inputs import InputError, check_user_text, read_user_image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (7000, 7000)).save(bomb)  # 49 MP, a few KB on disk
+    with pytest.raises(InputError, match="too many pixels"):
+        read_user_image(str(bomb))
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (6 * 1024 * 1024))
+    with pytest.raises(InputError, match="limit is 5 MB"):
+        read_user_image(str(big))
+    with pytest.raises(InputError, match="upload an image"):
+        read_user_image(None)
+    with pytest.raises(InputError, match="empty"):
+        check_user_text(" \n")
+    assert check_user_text("  a red circle. ") == "a red circle."

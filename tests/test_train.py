@@ -25,8 +25,9 @@ def test_training_lowers_the_loss_and_resumes(tiny_backbone, tiny_world, tmp_pat
 def test_privacy_batches_mix_normal_pairs(tiny_backbone, tiny_world, tmp_path):
     bb = tiny_backbone.copy()
     sc = load_scenario(tiny_world, "privacy")
-    recipe = Recipe(epochs=1, lr=1e-3, batch_size=12, mcq_per_batch=3, warmup_steps=1)
-    s = train(bb, recipe, sc.train, tmp_path / "p", mix=[(sc.normal, 4)], mcq=sc.mcq_train,
+    recipe = Recipe(epochs=1, lr=1e-3, batch_size=12, warmup_steps=1)
+    s = train(bb, recipe, sc.train, tmp_path / "p", mix=[(sc.normal, 4), (sc.qa_train, 3)],
               seed=0, log=lambda s: None)
-    assert s["n_mix"] == [len(sc.normal)] and s["n_mcq"] == len(sc.mcq_train)
-    assert s["history"][0]["itm"] > 0 and s["history"][0]["mcq"] > 0
+    assert s["n_mix"] == [len(sc.normal), len(sc.qa_train)] and s["history"][0]["itm"] > 0
+    for p, q in zip(sc.qa_train, sc.mcq_train):
+        assert p.text == q.statement(q.options[q.answer]) and p.group == q.person

@@ -208,6 +208,11 @@ class MCQ:
         """The text a matching model scores for one option."""
         return f"{self.question} {option}"
 
+    def as_pair(self) -> Pair:
+        """The question with its correct answer: a training pair for the V-MCQ task."""
+        return Pair(self.image.image, self.statement(self.options[self.answer]), self.person,
+                    self.image.pair_id, image_bytes=self.image.image_bytes)
+
 
 
 def profile_mcqs(profiles: list[Profile]) -> list[MCQ]:
