@@ -68,6 +68,33 @@ def _cmd_compare(a) -> None:
     print(text)
 
 
+def _cmd_train_generators(a) -> None:
+    import json as _json
+
+    from .generators.embedded import new_captioner, new_painter
+    from .generators.factory import save_captioner, save_painter
+    from .generators.train import train_captioner, train_painter
+    from .provenance import provenance
+    from .train import pretrain_pairs
+
+    pairs = pretrain_pairs(a.data)  # generic corpus only: never task data or forget sets
+    texts = [p.text for p in pairs]
+    out = Path(a.out)
+    if a.which in ("captioner", "both"):
+        cap = new_captioner(texts, seed=a.seed)
+        summary = train_captioner(cap, pairs, epochs=a.captioner_epochs, seed=a.seed)
+        save_captioner(cap, out / "blip2-embedded")
+        summary["provenance"] = provenance(vars(a))
+        (out / "blip2-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
+    if a.which in ("painter", "both"):
+        painter = new_painter(texts, seed=a.seed)
+        summary = train_painter(painter, pairs, vae_epochs=a.vae_epochs,
+                                unet_epochs=a.unet_epochs, seed=a.seed)
+        save_painter(painter, out / "sd-embedded")
+        summary["provenance"] = provenance(vars(a))
+        (out / "sd-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
+
+
 def _cmd_table(a) -> None:
     from .compare import headline_table
 
@@ -122,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--retrain", required=True)
     c.add_argument("--out", default=None)
     c.set_defaults(func=_cmd_compare)
+    tg = sub.add_parser("train-generators", help="train the embedded BLIP-2 and Stable "
+                        "Diffusion on the generic pretraining corpus")
+    tg.add_argument("--data", required=True)
+    tg.add_argument("--out", required=True, help="folder for blip2-embedded/ and sd-embedded/")
+    tg.add_argument("--which", default="both", choices=["captioner", "painter", "both"])
+    tg.add_argument("--captioner-epochs", type=int, default=6)
+    tg.add_argument("--vae-epochs", type=int, default=4)
+    tg.add_argument("--unet-epochs", type=int, default=12)
+    tg.add_argument("--seed", type=int, default=0)
+    tg.set_defaults(func=_cmd_train_generators)
+
     tb = sub.add_parser("table", help="Markdown table of evaluation results")
     tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")
     tb.add_argument("--retrain", default=None, help="the NAME to compute deltas to")

@@ -41,7 +41,7 @@ class Recipe:
 
 RECIPES = {
     "pretrain": Recipe(epochs=12, lr=1e-3),
-    # Memorising text-only facts needs many hot epochs (FINDINGS.md: below ~50 epochs at
+    # Memorising text-only facts needs many hot epochs (measured: below ~50 epochs at
     # 1e-3 the ITM head and memorisation stay weak); the normal pairs keep generalisation.
     "privacy": Recipe(epochs=80, lr=1e-3, batch_size=24, normal_per_batch=8, qa_per_batch=6),
     "copyright": Recipe(epochs=15, lr=5e-4, ve_batch_size=16),

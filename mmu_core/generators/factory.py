@@ -1,0 +1,64 @@
+"""One factory per generator: an embedded name, a local folder, or a Hugging Face id
+(real: `Salesforce/blip2-opt-2.7b`; an SD 1.5 / 2.1 id)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..backbone import ASSETS, UnknownModelError
+
+EMBEDDED_CAPTIONER = "embedded"
+EMBEDDED_PAINTER = "embedded"
+
+
+def _resolve(name: str, folder: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownModelError("model id is empty")
+    if name == "embedded":
+        path = ASSETS / "generators" / folder
+        if not path.is_dir():
+            raise UnknownModelError(f"embedded generator missing at {path}; train it with "
+                                    f"`python -m mmu_core train-generators`")
+        return str(path)
+    return name
+
+
+def load_captioner(name: str = EMBEDDED_CAPTIONER, device: str = "cpu"):
+    from transformers import Blip2ForConditionalGeneration, Blip2Processor
+
+    from .captioner import Captioner
+
+    ref = _resolve(name, "blip2-embedded")
+    try:
+        model = Blip2ForConditionalGeneration.from_pretrained(ref)
+        processor = Blip2Processor.from_pretrained(ref)
+    except OSError as err:
+        raise UnknownModelError(f"unknown image-to-text model {name!r}: not 'embedded', a "
+                                f"local folder, or a cached hub id ({str(err).splitlines()[0]})"
+                                ) from None
+    return Captioner(model.to(device), processor)
+
+
+def load_painter(name: str = EMBEDDED_PAINTER, device: str = "cpu"):
+    from diffusers import StableDiffusionPipeline
+
+    from .painter import Painter
+
+    ref = _resolve(name, "sd-embedded")
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(ref, safety_checker=None,
+                                                       requires_safety_checker=False)
+    except (OSError, EnvironmentError, ValueError) as err:
+        raise UnknownModelError(f"unknown text-to-image model {name!r}: not 'embedded', a "
+                                f"local folder, or a cached hub id ({str(err).splitlines()[0]})"
+                                ) from None
+    return Painter(pipe.to(device))
+
+
+def save_captioner(cap, folder: str | Path) -> None:
+    cap.model.save_pretrained(folder)
+    cap.processor.save_pretrained(folder)
+
+
+def save_painter(painter, folder: str | Path) -> None:
+    painter.pipe.save_pretrained(folder)

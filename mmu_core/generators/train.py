@@ -1,0 +1,141 @@
+"""Train the embedded generators on the generic pretraining corpus only (never on task data
+or forget sets): `python -m mmu_core train-generators --data WORLD --out DIR`.
+
+captioner: BLIP-2 trained end to end on captioning (the LM's next-token loss after the
+           Q-Former prefix)
+painter:   the VAE on the images (reconstruction + a small KL), then the UNet and the CLIP
+           text encoder on epsilon prediction, with 10% empty prompts so classifier-free
+           guidance works
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data.loaders import Pair, open_image
+
+
+def _bar(total, desc):
+    return tqdm(total=total, desc=desc, mininterval=0.1 if sys.stderr.isatty() else 10.0)
+
+
+def _schedule(opt, total, warmup=50):
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))))
+
+
+def train_captioner(cap, pairs: list[Pair], epochs: int = 6, lr: float = 2e-3,
+                    batch_size: int = 32, seed: int = 0, log=print) -> dict:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = cap.model.train().requires_grad_(True)
+    pix = torch.cat([cap.pixels([open_image(p) for p in pairs[s:s + 256]])
+                     for s in range(0, len(pairs), 256)])
+    steps = math.ceil(len(pairs) / batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = _schedule(opt, steps * epochs)
+    bar, history, t0 = _bar(steps * epochs, "captioner"), [], time.time()
+    for epoch in range(epochs):
+        order, total = rng.permutation(len(pairs)), 0.0
+        for s in range(steps):
+            idx = order[s * batch_size:(s + 1) * batch_size]
+            loss = cap.lm_loss(cap.knowledge(pix[idx]), [pairs[i].text for i in idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+            bar.update(1)
+        history.append({"epoch": epoch + 1, "lm_loss": total / steps,
+                        "elapsed_s": round(time.time() - t0, 1)})
+        log(json.dumps(history[-1]))
+    bar.close()
+    model.eval().requires_grad_(False)
+    return {"history": history, "seconds": round(time.time() - t0, 1)}
+
+
+def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: int = 12,
+                  lr: float = 1e-3, batch_size: int = 32, seed: int = 0, log=print) -> dict:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    pipe = painter.pipe
+    images = sorted({p.image: p for p in pairs}.values(), key=lambda p: p.image)
+    pix_of = {p.image: i for i, p in enumerate(images)}
+    pix = torch.cat([painter.pixels([open_image(p) for p in images[s:s + 256]])
+                     for s in range(0, len(images), 256)])
+    t0, out = time.time(), {}
+
+    # 1. VAE: reconstruction + a light KL keeps the latents near N(0, I).
+    vae = pipe.vae.train().requires_grad_(True)
+    steps = math.ceil(len(images) / batch_size)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr)
+    sched = _schedule(opt, steps * vae_epochs)
+    bar, hist = _bar(steps * vae_epochs, "vae"), []
+    for epoch in range(vae_epochs):
+        order, total = rng.permutation(len(images)), 0.0
+        for s in range(steps):
+            x = pix[order[s * batch_size:(s + 1) * batch_size]]
+            post = vae.encode(x).latent_dist
+            rec = vae.decode(post.sample(generator=gen)).sample
+            loss = F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+            bar.update(1)
+        hist.append({"epoch": epoch + 1, "vae_loss": total / steps})
+        log(json.dumps(hist[-1]))
+    bar.close()
+    vae.eval().requires_grad_(False)
+    out["vae"] = hist
+    with torch.no_grad():  # latents fixed from here on (the posterior mean, scaled)
+        lat = torch.cat([vae.encode(pix[s:s + 256]).latent_dist.mean
+                         for s in range(0, len(pix), 256)])
+        scale = float(1.0 / lat.std())
+    pipe.vae.register_to_config(scaling_factor=scale)
+    lat = lat * scale
+
+    # 2. UNet + text encoder on epsilon prediction, 10% empty prompts.
+    modules = [pipe.unet, pipe.text_encoder]
+    params = [q for m in modules for q in m.parameters()]
+    for m in modules:
+        m.train().requires_grad_(True)
+    steps = math.ceil(len(pairs) / batch_size)
+    opt = torch.optim.AdamW(params, lr=lr)
+    sched = _schedule(opt, steps * unet_epochs)
+    bar, hist = _bar(steps * unet_epochs, "unet"), []
+    for epoch in range(unet_epochs):
+        order, total = rng.permutation(len(pairs)), 0.0
+        for s in range(steps):
+            idx = order[s * batch_size:(s + 1) * batch_size]
+            texts = ["" if rng.random() < 0.1 else pairs[i].text for i in idx]
+            cond = painter.knowledge(texts)
+            loss = painter.denoise_loss(lat[[pix_of[pairs[i].image] for i in idx]], cond, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+            bar.update(1)
+        hist.append({"epoch": epoch + 1, "denoise_loss": total / steps,
+                     "elapsed_s": round(time.time() - t0, 1)})
+        log(json.dumps(hist[-1]))
+    bar.close()
+    for m in modules:
+        m.eval().requires_grad_(False)
+    out["unet"] = hist
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
