@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--which", default="both", choices=["captioner", "painter", "both"])
     tg.add_argument("--captioner-epochs", type=int, default=6)
     tg.add_argument("--vae-epochs", type=int, default=4)
-    tg.add_argument("--unet-epochs", type=int, default=12)
+    tg.add_argument("--unet-epochs", type=int, default=30)
     tg.add_argument("--seed", type=int, default=0)
     tg.set_defaults(func=_cmd_train_generators)
 

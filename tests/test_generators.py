@@ -71,3 +71,15 @@ def test_unknown_generator_ids():
         load_painter("someone/not-a-diffusion-model")
     with pytest.raises(UnknownModelError, match="empty"):
         load_captioner("")
+
+
+def test_embedded_generators_follow_their_inputs(world):
+    """The shipped generators on people they never saw (assets/generators/README.md)."""
+    from mmu_core.generators.quality import caption_colour_accuracy, painted_colour_accuracy
+    from mmu_core.scenarios import load_scenario
+
+    photos = [p for p in load_scenario(world, "privacy").unseen if "wearing" in p.text][:40]
+    cap = caption_colour_accuracy(load_captioner("embedded"), photos)
+    assert cap["wall_colour_acc"] >= 80 and cap["shirt_colour_acc"] >= 60  # chance 12.5
+    paint = painted_colour_accuracy(load_painter("embedded"), [p.text for p in photos])
+    assert paint["shirt_colour_acc"] >= 70 and paint["wall_colour_acc"] >= 70

@@ -64,7 +64,7 @@ def train_captioner(cap, pairs: list[Pair], epochs: int = 6, lr: float = 2e-3,
     return {"history": history, "seconds": round(time.time() - t0, 1)}
 
 
-def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: int = 12,
+def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: int = 30,
                   lr: float = 1e-3, batch_size: int = 32, seed: int = 0, log=print) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
