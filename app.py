@@ -47,7 +47,9 @@ class Engine:
         return [pairs[i] for i in range(0, len(pairs), step)][:GALLERY_SIZE]
 
 
-def create_browse_tab(engine: Engine) -> None:
+def create_browse_tab(engine: Engine):
+    """The Browse & score tab; returns (gallery loader, scenario radio, gallery) so the page
+    can fill the gallery on load."""
     with gr.Row():
         scenario = gr.Radio(["privacy", "copyright"], value="privacy", label="Training data",
                             info="privacy: fictitious people's profiles; copyright: scenes")
