@@ -29,13 +29,6 @@ def _image_embeds(bb: Backbone, images: list, batch: int = 128) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _text_tokens(bb: Backbone, texts: list[str]):
-    enc = bb.processor.tokenizer(texts, padding="longest", truncation=True,
-                                 max_length=bb.max_text_len, return_tensors="pt")
-    return enc["input_ids"].to(bb.device), enc["attention_mask"].to(bb.device)
-
-
-@torch.no_grad()
 def _itm_scores(bb, img_embeds, ids, mask, batch: int = 256) -> torch.Tensor:
     out = []
     for s in range(0, len(ids), batch):
@@ -73,7 +66,7 @@ def retrieval(bb: Backbone, pairs: list[Pair], distractors: list[Pair] = (),
     q_txt = torch.arange(len(pairs))
 
     img_emb = _image_embeds(bb, images)
-    ids, mask = _text_tokens(bb, [p.text for p in gallery])
+    ids, mask = bb.tokenize([p.text for p in gallery])
     img_feat = bb.image_feat(img_emb)
     txt_feat = torch.cat([bb.text_feat(bb.encode_text(ids[s:s + 256], mask[s:s + 256]))
                           for s in range(0, len(ids), 256)])
@@ -109,7 +102,7 @@ def mcq_accuracy(bb: Backbone, mcqs: list[MCQ]) -> float:
     correct = 0
     img_emb = _image_embeds(bb, [q.image for q in mcqs])
     for i, q in enumerate(mcqs):
-        ids, mask = _text_tokens(bb, [q.statement(o) for o in q.options])
+        ids, mask = bb.tokenize([q.statement(o) for o in q.options])
         scores = _itm_scores(bb, img_emb[i:i + 1].expand(len(q.options), -1, -1), ids, mask)
         correct += int(scores.argmax()) == q.answer
     return 100.0 * correct / len(mcqs)
@@ -124,7 +117,7 @@ def ve_accuracy(bb: Backbone, examples: list[VEExample], batch: int = 128) -> fl
     for s in range(0, len(examples), batch):
         chunk = examples[s:s + batch]
         img = _image_embeds(bb, [e.image for e in chunk])
-        ids, mask = _text_tokens(bb, [e.sentence for e in chunk])
+        ids, mask = bb.tokenize([e.sentence for e in chunk])
         pred = bb.ve_logits(bb.fuse(img, ids, mask)).argmax(-1).cpu()
         correct += int((pred == torch.tensor([e.label for e in chunk])).sum())
     return 100.0 * correct / len(examples)

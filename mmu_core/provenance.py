@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -38,5 +39,5 @@ def provenance(config: dict | None = None) -> dict:
     return {"config": {k: (str(v) if isinstance(v, Path) else v)
                        for k, v in (config or {}).items() if k != "func"},
             "versions": versions(), "git": git_revision(),
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpu",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cpu",
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}

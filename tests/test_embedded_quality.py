@@ -9,20 +9,20 @@ from mmu_core.evaluate import evaluate
 from mmu_core.scenarios import forget_list_path, load_forget_ids, load_scenario
 
 
+def _evaluate(world, scenario, model, forget_size):
+    sc = load_scenario(world, scenario)
+    forget = load_forget_ids(forget_list_path(world, scenario, forget_size, 0))
+    return evaluate(load_backbone(model), sc, forget, progress=False)
+
+
 @pytest.fixture(scope="module")
 def privacy(world):
-    bb = load_backbone("embedded:privacy")
-    sc = load_scenario(world, "privacy")
-    return evaluate(bb, sc, load_forget_ids(forget_list_path(world, "privacy", 50, 0)),
-                    progress=False)
+    return _evaluate(world, "privacy", "embedded:privacy", 50)
 
 
 @pytest.fixture(scope="module")
 def copyright_(world):
-    bb = load_backbone("embedded:copyright")
-    sc = load_scenario(world, "copyright")
-    return evaluate(bb, sc, load_forget_ids(forget_list_path(world, "copyright", 170, 0)),
-                    progress=False)
+    return _evaluate(world, "copyright", "embedded:copyright", 170)
 
 
 def test_privacy_original_retrieves_its_training_pairs(privacy):

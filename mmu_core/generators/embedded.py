@@ -35,15 +35,13 @@ class PainterSize:
 
 def word_level_tokenizer(texts, specials=("<pad>", "</s>", "<unk>")):
     """A fast word-level tokenizer (one token per lower-cased word or punctuation mark)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {w: i for i, w in enumerate(list(specials) + words_of(texts))}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.normalizer = normalizers.Lowercase()
     tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    from tokenizers import decoders
-
     tk.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", bos_token="</s>",
                                    eos_token="</s>", unk_token="<unk>")
@@ -86,6 +84,10 @@ def new_captioner(texts, size: CaptionerSize = CaptionerSize(), seed: int = 0):
 def clip_tokenizer(texts, max_len: int):
     """A CLIPTokenizer built offline: a BPE trained on the world's texts with CLIP's
     `</w>` end-of-word suffix, as CLIP's own vocabulary has."""
+    import json
+    import tempfile
+    from pathlib import Path
+
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import CLIPTokenizer
 
@@ -96,13 +98,8 @@ def clip_tokenizer(texts, max_len: int):
     trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=specials,
                                   end_of_word_suffix="</w>", show_progress=False)
     tk.train_from_iterator(list(texts), trainer)
-    model = tk.model
-    import json
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save(tmp)
+    with tempfile.TemporaryDirectory() as tmp:  # the trained BPE's vocab and merges
+        tk.model.save(tmp)
         vocab = json.loads((Path(tmp) / "vocab.json").read_text())
         merges = [tuple(m.split()) for m in (Path(tmp) / "merges.txt").read_text().splitlines()
                   if m and not m.startswith("#")]

@@ -33,6 +33,17 @@ def _schedule(opt, total, warmup=50):
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))))
 
 
+def _step(opt, sched, loss, clip_params=None) -> float:
+    """One optimiser step (gradient clipped to norm 1 when `clip_params` is given)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_params is not None:
+        torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def train_captioner(cap, pairs: list[Pair], epochs: int = 6, lr: float = 2e-3,
                     batch_size: int = 32, seed: int = 0, log=print) -> dict:
     torch.manual_seed(seed)
@@ -49,12 +60,7 @@ def train_captioner(cap, pairs: list[Pair], epochs: int = 6, lr: float = 2e-3,
         for s in range(steps):
             idx = order[s * batch_size:(s + 1) * batch_size]
             loss = cap.lm_loss(cap.knowledge(pix[idx]), [pairs[i].text for i in idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
+            total += _step(opt, sched, loss, model.parameters())
             bar.update(1)
         history.append({"epoch": epoch + 1, "lm_loss": total / steps,
                         "elapsed_s": round(time.time() - t0, 1)})
@@ -88,12 +94,7 @@ def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: 
             x = pix[order[s * batch_size:(s + 1) * batch_size]]
             post = vae.encode(x).latent_dist
             rec = vae.decode(post.sample(generator=gen)).sample
-            loss = F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
+            total += _step(opt, sched, F.mse_loss(rec, x) + 1e-6 * post.kl().mean())
             bar.update(1)
         hist.append({"epoch": epoch + 1, "vae_loss": total / steps})
         log(json.dumps(hist[-1]))
@@ -123,12 +124,7 @@ def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: 
             texts = ["" if rng.random() < 0.1 else pairs[i].text for i in idx]
             cond = painter.knowledge(texts)
             loss = painter.denoise_loss(lat[[pix_of[pairs[i].image] for i in idx]], cond, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
+            total += _step(opt, sched, loss, params)
             bar.update(1)
         hist.append({"epoch": epoch + 1, "denoise_loss": total / steps,
                      "elapsed_s": round(time.time() - t0, 1)})
