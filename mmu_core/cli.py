@@ -93,6 +93,51 @@ def _cmd_train_generators(a) -> None:
         save_painter(painter, out / "sd-embedded")
         summary["provenance"] = provenance(vars(a))
         (out / "sd-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
+    if a.which in ("classifier", "both"):
+        from .generators.image_classifier import train_classifier
+
+        clf, summary = train_classifier(pairs, seed=a.seed)
+        clf.save_pretrained(out / "image-classifier")
+        summary["provenance"] = provenance(vars(a))
+        (out / "image-classifier" / "train_summary.json").write_text(
+            _json.dumps(summary, indent=1))
+
+
+def _mvi_inputs(a):
+    """Generators, scenario and forgetting pairs named on the command line."""
+    from .data.generate import default_world
+    from .generators.factory import load_captioner, load_painter
+    from .scenarios import load_forget_ids, load_scenario
+
+    root = a.data or default_world()
+    sc = load_scenario(root, a.scenario)
+    forget, _ = sc.split(load_forget_ids(a.forget))
+    return load_captioner(a.captioner), load_painter(a.painter), sc, forget
+
+
+def _cmd_anchors(a) -> None:
+    from . import mvi as M
+
+    captioner, painter, sc, forget = _mvi_inputs(a)
+    config = M.MVIConfig(seed=a.seed, steps=a.fit_steps)
+    model, summary = M.fit_or_load(captioner, painter, sc.train, config, cache=not a.no_cache)
+    items = M.anchors(model, captioner, painter, forget, strategy=a.strategy,
+                      n_images=a.n_images, n_texts=a.n_texts, seed=a.seed, pool=sc.train)
+    index = M.write_anchors(items, a.out)
+    print(f"MVI {'from the cache' if summary['cache_hit'] else 'fitted'} "
+          f"({summary['cache_key']}); anchors for {len(items)} pairs in {index}")
+
+
+def _cmd_bench(a) -> None:
+    from .benchmarks import mvi_benchmark
+
+    result = mvi_benchmark(data=a.data, forget_size=a.pairs, seed=a.seed,
+                           quality_size=a.quality_size)
+    text = json.dumps(result, indent=1)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text)
+    print(text)
 
 
 def _cmd_table(a) -> None:
@@ -153,12 +198,45 @@ def build_parser() -> argparse.ArgumentParser:
                         "Diffusion on the generic pretraining corpus")
     tg.add_argument("--data", required=True)
     tg.add_argument("--out", required=True, help="folder for blip2-embedded/ and sd-embedded/")
-    tg.add_argument("--which", default="both", choices=["captioner", "painter", "both"])
+    tg.add_argument("--which", default="both", choices=["captioner", "painter", "classifier", "both"],
+                    help="both = all three (the classifier serves the IS-style measure)")
     tg.add_argument("--captioner-epochs", type=int, default=6)
     tg.add_argument("--vae-epochs", type=int, default=4)
     tg.add_argument("--unet-epochs", type=int, default=30)
     tg.add_argument("--seed", type=int, default=0)
     tg.set_defaults(func=_cmd_train_generators)
+
+    an = sub.add_parser("anchors", help="fit (or reuse) MVI and write anchor samples: R_1 "
+                        "images and R_2 texts for a forget set")
+    an.add_argument("--data", default=None, help="world root (default: the embedded world)")
+    an.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    an.add_argument("--forget", required=True, help="forget list (Df/.../image-<seed>.txt)")
+    an.add_argument("--out", required=True)
+    an.add_argument("--strategy", default="swap",
+                    choices=["swap", "no_swap", "only_u", "only_k", "random"],
+                    help="paper Table 3: swap is the method's own")
+    an.add_argument("--n-images", type=int, default=1, help="N_R1 per forgetting pair")
+    an.add_argument("--n-texts", type=int, default=1, help="N_R2 per forgetting pair")
+    an.add_argument("--captioner", default="embedded", help="'embedded', a folder or a hub "
+                    "id such as Salesforce/blip2-opt-2.7b")
+    an.add_argument("--painter", default="embedded", help="'embedded', a folder or an SD id")
+    an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--fit-steps", type=int, default=150, help="MVI optimisation steps")
+    an.add_argument("--no-cache", action="store_true", help="fit MVI afresh, store nothing")
+    an.set_defaults(func=_cmd_anchors)
+
+    bn = sub.add_parser("bench", help="benchmarks (measured times and quality, as JSON)")
+    bsub = bn.add_subparsers(dest="bench_cmd", required=True)
+    bm = bsub.add_parser("mvi", help="MVI fit + anchors for a few forgetting pairs; probe "
+                         "and generation quality")
+    bm.add_argument("--data", default=None)
+    bm.add_argument("--pairs", type=int, default=5, choices=[5, 50],
+                    help="privacy forget-set size to time")
+    bm.add_argument("--quality-size", type=int, default=50, choices=[0, 5, 50],
+                    help="forget-set size for the Table 3 quality columns (0: skip)")
+    bm.add_argument("--seed", type=int, default=0)
+    bm.add_argument("--out", default=None)
+    bm.set_defaults(func=_cmd_bench)
 
     tb = sub.add_parser("table", help="Markdown table of evaluation results")
     tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")
@@ -171,10 +249,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .data.loaders import DataError
     from .backbone import UnknownModelError
+    from .inputs import InputError
 
     try:
         args.func(args)
-    except (DataError, UnknownModelError) as err:
+    except (DataError, UnknownModelError, InputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

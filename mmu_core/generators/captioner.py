@@ -43,9 +43,12 @@ class Captioner:
         mask = torch.cat([torch.ones_like(bos), enc["attention_mask"]], 1).to(self.device)
         return ids, mask
 
-    def lm_loss(self, prefix: torch.Tensor, texts: list[str], reduction: str = "mean"):
+    def lm_loss(self, prefix: torch.Tensor, texts: list[str], reduction: str = "mean",
+                ignore_unknown: bool = False):
         """Negative log-likelihood of `texts` under the LM conditioned on `prefix`
-        [B, P, lm_dim]: the text decoder's own loss. Per sample with reduction="none"."""
+        [B, P, lm_dim]: the text decoder's own loss. Per sample with reduction="none".
+        ignore_unknown: leave out the tokenizer's unknown token (words the decoder cannot
+        say) from the targets."""
         lm = self.model.language_model
         ids, mask = self._text_ids(texts)
         emb = lm.get_input_embeddings()(ids)
@@ -56,6 +59,8 @@ class Captioner:
         # position t predicts token t+1: the text tokens after BOS are the targets
         pred = logits[:, prefix.shape[1]:-1]
         target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        if ignore_unknown and self.tokenizer.unk_token_id is not None:
+            target = target.masked_fill(target == self.tokenizer.unk_token_id, -100)
         nll = F.cross_entropy(pred.transpose(1, 2), target, ignore_index=-100, reduction="none")
         per_sample = nll.sum(1) / (target != -100).sum(1).clamp(min=1)
         return per_sample.mean() if reduction == "mean" else per_sample

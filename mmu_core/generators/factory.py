@@ -62,3 +62,15 @@ def save_captioner(cap, folder: str | Path) -> None:
 
 def save_painter(painter, folder: str | Path) -> None:
     painter.pipe.save_pretrained(folder)
+
+
+def load_image_classifier(name: str = "embedded"):
+    """The classifier behind the Inception-Score-style measure (image_classifier.py)."""
+    from .image_classifier import ImageClassifier
+
+    ref = _resolve(name, "image-classifier")
+    try:
+        return ImageClassifier.from_pretrained(ref).eval()
+    except (OSError, ValueError) as err:
+        raise UnknownModelError(f"unknown image classifier {name!r} ({str(err).splitlines()[0]})"
+                                ) from None

@@ -52,6 +52,11 @@ class Painter:
         vae = self.pipe.vae
         return vae.encode(pixel_values).latent_dist.sample() * vae.config.scaling_factor
 
+    def latents_mean(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The VAE posterior's mean (deterministic targets for MVI's reconstruction)."""
+        vae = self.pipe.vae
+        return vae.encode(pixel_values).latent_dist.mean * vae.config.scaling_factor
+
     def denoise_loss(self, latents: torch.Tensor, cond: torch.Tensor,
                      generator: torch.Generator | None = None,
                      reduction: str = "mean") -> torch.Tensor:

@@ -55,3 +55,18 @@ def painted_colour_accuracy(painter, prompts: list[str], seed: int = 0, guidance
     n = len(prompts)
     return {"shirt_colour_acc": 100 * hits["shirt"] / n, "wall_colour_acc": 100 * hits["wall"] / n,
             "n": n, "guidance": guidance, "steps": steps}
+
+
+def self_bleu(texts: list[str], n: int = 4) -> float:
+    """Self-BLEU-n (%, lower = more diverse; Zhu et al. 2018): each text scored by nltk's
+    sentence BLEU against all the others as references, averaged."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    if len(texts) < 2:
+        raise ValueError("Self-BLEU needs at least two texts")
+    tokens = [t.lower().replace(".", " .").split() for t in texts]
+    weights = tuple([1.0 / n] * n)
+    smooth = SmoothingFunction().method1
+    scores = [sentence_bleu(tokens[:i] + tokens[i + 1:], hyp, weights=weights,
+                            smoothing_function=smooth) for i, hyp in enumerate(tokens)]
+    return 100 * float(np.mean(scores))

@@ -1,0 +1,111 @@
+"""Benchmarks: measured times and quality on the embedded default, written as JSON with
+their settings and provenance (`python -m mmu_core bench ...`)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+
+def _timed(fn, *args, **kw):
+    start = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, round(time.perf_counter() - start, 2)
+
+
+def _names_in(texts: list[str]) -> int:
+    from .data.vocab import FIRST_NAMES, LAST_NAMES
+
+    names = {n.lower() for n in FIRST_NAMES + LAST_NAMES}
+    return sum(bool(names & set(re.findall(r"\w+", t.lower()))) for t in texts)
+
+
+def _background_agreement(clf, items) -> dict:
+    """Share of R_1 images whose background (read by the classifier) is the one their
+    source text names, over the texts that name one."""
+    from .generators.image_classifier import LABELS, label_of
+
+    hits = n = 0
+    for a in items:
+        y = label_of(a.text)
+        if y is None:
+            continue
+        pred = clf.probabilities(a.images).argmax(-1)
+        hits += int((pred == y).sum())
+        n += len(a.images)
+    return {"agreement": round(100 * hits / n, 1) if n else None, "images": n,
+            "chance": round(100 / len(LABELS), 1)}
+
+
+def mvi_benchmark(data=None, forget_size: int = 5, seed: int = 0,
+                  quality_size: int = 50) -> dict:
+    """Time a fresh MVI fit + swap anchors for a privacy forget set, once the generators
+    are loaded; then the Table 5 probe on held-out pairs and the Table 3 quality columns
+    (Self-BLEU-4 of R_2, IS-style score of R_1) per generation strategy."""
+    import torch
+
+    from . import mvi as M
+    from .data.generate import default_world
+    from .data.loaders import open_image
+    from .generators.factory import load_captioner, load_image_classifier, load_painter
+    from .generators.image_classifier import inception_style_score
+    from .generators.quality import self_bleu
+    from .provenance import provenance
+    from .scenarios import forget_list_path, load_forget_ids, load_scenario
+
+    root = data or default_world()
+    (captioner, painter), load_s = _timed(lambda: (load_captioner(), load_painter()))
+    sc = load_scenario(root, "privacy")
+    forget, _ = sc.split(load_forget_ids(forget_list_path(root, "privacy", forget_size, seed)))
+    config = M.MVIConfig(seed=seed)
+
+    start = time.perf_counter()
+    model, summary = M.fit(captioner, painter, M.fit_pairs(sc.train, config.max_fit_pairs,
+                                                           seed), config)
+    items, anchors_s = _timed(M.anchors, model, captioner, painter, forget, seed=seed)
+    total_s = round(time.perf_counter() - start, 2)
+
+    held_out = (sc.unseen + sc.test)[:200]
+    result = {
+        "benchmark": "mvi", "seed": seed, "threads": torch.get_num_threads(),
+        "times_s": {"load_generators": load_s, "fit": summary["seconds"],
+                    "anchors": anchors_s, "fit_plus_anchors": total_s},
+        "forget_pairs": len(forget), "fit_pairs": summary["pairs"],
+        "fit_steps": config.steps, "final_terms": summary["history"][-1],
+        "probe_table5": M.modality_probe(model, M.features(captioner, painter, held_out)),
+        "probe_pairs": len(held_out),
+        "examples": [{"pair_id": a.pair_id, "X_2": a.text, "R_2": a.texts[0]} for a in items],
+        "name_in_R2": _names_in([t for a in items for t in a.texts]),
+    }
+    if quality_size:
+        clf = load_image_classifier()
+        quality = {}
+        for scenario, size in (("privacy", quality_size), ("copyright", 35)):
+            s = load_scenario(root, scenario)
+            pairs, _ = s.split(load_forget_ids(forget_list_path(root, scenario, size, seed)))
+            if scenario == "copyright":  # MVI for that scenario's data (cached if fitted)
+                model_s, _ = M.fit_or_load(captioner, painter, s.train, config)
+            else:
+                model_s = model
+            rows = {"real": {"IS": round(inception_style_score(
+                clf, [open_image(p) for p in pairs]), 3),
+                "self_bleu4": round(self_bleu([p.text for p in pairs]), 2)},
+                "images": len({p.image for p in pairs})}
+            for strategy in M.STRATEGIES:
+                got = M.anchors(model_s, captioner, painter, pairs, strategy=strategy,
+                                seed=seed, pool=s.train)
+                # one R_2 per distinct forgetting image: swap texts depend on the image only
+                first = {p.image: a for p, a in zip(pairs, got)}
+                r2 = [t for a in first.values() for t in a.texts]
+                rows[strategy] = {
+                    "IS": round(inception_style_score(clf, [im for a in got
+                                                            for im in a.images]), 3),
+                    "self_bleu4": round(self_bleu(r2), 2),
+                    "name_in_R2": _names_in(r2),
+                    "R1_background": _background_agreement(clf, got)}
+            quality[f"{scenario}-{len(pairs)}"] = rows
+        result["quality_table3"] = quality
+    result["provenance"] = provenance({"forget_size": forget_size, "seed": seed,
+                                       "quality_size": quality_size,
+                                       "mvi_config": summary["config"]})
+    return result
