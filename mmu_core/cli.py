@@ -25,7 +25,7 @@ def _cmd_train(a) -> None:
     from .backbone import load_backbone
     from .provenance import provenance
     from .scenarios import load_forget_ids, load_scenario
-    from .train import RECIPES, pretrain_pairs, train, world_texts
+    from .train import RECIPES, pretrain_pairs, scenario_inputs, train, world_texts
 
     torch.set_num_threads(a.threads) if a.threads else None
     recipe = RECIPES[a.recipe]
@@ -41,10 +41,7 @@ def _cmd_train(a) -> None:
         bb = load_backbone(a.init or "embedded:pretrained")
         sc = load_scenario(a.data, a.recipe)
         ids = sc.check_forget(load_forget_ids(a.exclude)) if a.exclude else set()
-        keep = [p for p in sc.train if p.pair_id not in ids]
-        qa = [p for p in sc.qa_train if p.pair_id not in ids]
-        pairs, ve = keep, [v for v in sc.ve_train if v.pair_id not in ids]
-        mix = [(sc.normal, recipe.normal_per_batch), (qa, recipe.qa_per_batch)]
+        pairs, mix, ve = scenario_inputs(sc, recipe, ids)
     summary = train(bb, recipe, pairs, a.out, mix=mix, ve=ve, seed=a.seed,
                     resume=not a.no_resume, epochs=a.epochs)
     summary["provenance"] = provenance({"command": sys.argv, **vars(a)})
@@ -140,6 +137,38 @@ def _cmd_bench(a) -> None:
     print(text)
 
 
+def _cmd_forget(a) -> None:
+    from .backbone import load_backbone
+    from .data.generate import default_world
+    from .evaluate import evaluate
+    from .provenance import provenance
+    from .scenarios import load_forget_ids, load_scenario
+    from .unlearn import run
+    from .unlearn.request import Request
+
+    settings = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    root = a.data or default_world()
+    sc = load_scenario(root, a.scenario)
+    ids = load_forget_ids(a.forget)
+    request = Request.build(load_backbone(a.model or f"embedded:{a.scenario}"), sc, ids,
+                            a.scenario, seed=a.seed)
+    model, info = run(a.method, request, **settings)
+    out = Path(a.out)
+    model.save_pretrained(out)
+    result = {"unlearning": info}
+    if not a.no_eval:
+        result["metrics"] = evaluate(model, sc, ids, seed=a.seed)
+    result["provenance"] = provenance(vars(a))
+    (out / "forget_result.json").write_text(json.dumps(result, indent=1))
+    print(f"{a.method}: {info['seconds']} s; model and forget_result.json in {out}")
+
+
 def _cmd_table(a) -> None:
     from .compare import headline_table
 
@@ -225,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--no-cache", action="store_true", help="fit MVI afresh, store nothing")
     an.set_defaults(func=_cmd_anchors)
 
+    fg = sub.add_parser("forget", help="unlearn a forget set with a method (ours or a "
+                        "baseline); save the model and its metrics")
+    fg.add_argument("--method", default="ours", help="ours, retrain, finetune, ga, badt, "
+                    "multidelete, slug, adv")
+    fg.add_argument("--model", default=None, help="default: embedded:<scenario>")
+    fg.add_argument("--data", default=None, help="world root (default: the embedded world)")
+    fg.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    fg.add_argument("--forget", required=True, help="forget list (Df/.../image-<seed>.txt)")
+    fg.add_argument("--out", required=True)
+    fg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a method setting, e.g. --set max_steps=20 --set g_opt=false")
+    fg.add_argument("--seed", type=int, default=0)
+    fg.add_argument("--no-eval", action="store_true")
+    fg.set_defaults(func=_cmd_forget)
+
     bn = sub.add_parser("bench", help="benchmarks (measured times and quality, as JSON)")
     bsub = bn.add_subparsers(dest="bench_cmd", required=True)
     bm = bsub.add_parser("mvi", help="MVI fit + anchors for a few forgetting pairs; probe "
@@ -254,6 +298,11 @@ def main(argv=None) -> int:
     try:
         args.func(args)
     except (DataError, UnknownModelError, InputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as err:  # unknown method or setting
+        if "unexpected keyword" not in str(err) and "unknown method" not in str(err):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

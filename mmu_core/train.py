@@ -234,6 +234,16 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
     return summary
 
 
+def scenario_inputs(sc, recipe: Recipe, exclude=()) -> tuple[list, list, list]:
+    """(pairs, mix, ve) of a scenario's recipe without the `exclude`d pair ids: with a
+    forget set excluded this is Retrain's data."""
+    ids = set(exclude)
+    pairs = [p for p in sc.train if p.pair_id not in ids]
+    qa = [p for p in sc.qa_train if p.pair_id not in ids]
+    ve = [v for v in sc.ve_train if v.pair_id not in ids]
+    return pairs, [(sc.normal, recipe.normal_per_batch), (qa, recipe.qa_per_batch)], ve
+
+
 def pretrain_pairs(root: str | Path) -> list[Pair]:
     return load_karpathy(Path(root) / "pretrain" / "pretrain.json")
 

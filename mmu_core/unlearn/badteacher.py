@@ -1,0 +1,48 @@
+"""BadT: "Can bad teaching induce forgetting?" (Chundawat et al., AAAI 2023). The student
+(a copy of the original) matches an incompetent teacher (a randomly initialised model of
+the same architecture) on D_f and the competent teacher (the original) on D_r, by KL on
+the ITC similarity distributions and the ITM match distribution."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import register
+from .request import Request, optimiser, sample, step, tensors
+
+
+def _outputs(bb, pix, ids, mask):
+    img, txt = bb.encode_image(pix), bb.encode_text(ids, mask)
+    sim = bb.itc_logits(bb.image_feat(img), bb.text_feat(txt))
+    itm = bb.itm_logits(bb.fuse(img, ids, mask))
+    return [sim, sim.t(), itm]
+
+
+def _kl(student, teacher):
+    return sum(F.kl_div(F.log_softmax(s, -1), F.softmax(t, -1), reduction="batchmean")
+               for s, t in zip(student, teacher))
+
+
+@register("badt")
+def bad_teacher(request: Request, steps: int = 20, lr: float = 5e-5, batch_size: int = 16):
+    bb = request.fresh_model()
+    bad = request.original.copy()
+    torch.manual_seed(request.seed)
+    bad.model.init_weights() if hasattr(bad.model, "init_weights") else None
+    for m in bad.modules():  # an incompetent teacher: fresh random weights
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    bad.eval()
+    opt = optimiser(bb, lr)
+    gen = torch.Generator().manual_seed(request.seed)
+    for _ in range(steps):
+        loss = 0.0
+        for teacher, pool in ((bad, request.forget), (request.original, request.retain)):
+            batch = sample(pool, batch_size, gen)
+            pix, ids, mask = tensors(bb, batch)
+            with torch.no_grad():
+                target = _outputs(teacher, pix, ids, mask)
+            loss = loss + _kl(_outputs(bb, pix, ids, mask), target)
+        step(opt, loss, bb.parameters())
+    return bb, {"steps": steps, "lr": lr}

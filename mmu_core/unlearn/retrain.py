@@ -1,0 +1,25 @@
+"""Retrain: the original recipe on D_r only, from the pretrained weights (the gold
+standard every other method is measured against)."""
+
+from __future__ import annotations
+
+import tempfile
+
+from . import register
+from .request import Request
+
+
+@register("retrain")
+def retrain(request: Request, epochs: int | None = None):
+    from ..backbone import load_backbone
+    from ..train import RECIPES, scenario_inputs, train
+
+    bb = request.extras.get("pretrained") or load_backbone("embedded:pretrained")
+    bb = bb.copy()
+    recipe = RECIPES[request.scenario_name]
+    pairs, mix, ve = scenario_inputs(request.scenario, recipe,
+                                     {p.pair_id for p in request.forget})
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train(bb, recipe, pairs, tmp, mix=mix, ve=ve, seed=request.seed,
+                        resume=False, epochs=epochs, log=lambda *_: None)
+    return bb, {"epochs": summary["epochs"], "recipe_epochs": recipe.epochs}

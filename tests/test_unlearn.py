@@ -1,0 +1,80 @@
+"""Every registered unlearning method on the embedded default: it returns a new model,
+never mutates the original, and lowers the forgetting pairs' match; bad forget sets get
+clear errors."""
+
+import pytest
+import torch
+
+from mmu_core.backbone import load_backbone
+from mmu_core.data.loaders import DataError, open_image
+from mmu_core.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.unlearn import names, run
+from mmu_core.unlearn.request import Request
+
+FAST = {"retrain": {"epochs": 1}, "finetune": {"steps": 5}, "ga": {"steps": 3},
+        "badt": {"steps": 5}, "multidelete": {"steps": 5}, "slug": {"search_steps": 6},
+        "adv": {}, "ours": {}}
+
+
+@pytest.fixture(scope="module")
+def request_5(world):
+    sc = load_scenario(world, "privacy")
+    ids = load_forget_ids(forget_list_path(world, "privacy", 5, 0))
+    return Request.build(load_backbone("embedded:privacy"), sc, ids, "privacy", seed=0)
+
+
+def _match(bb, pairs):
+    return float(bb.score_pairs([open_image(p) for p in pairs], [p.text for p in pairs])[
+        "itm"].mean())
+
+
+def test_the_registry_holds_ours_and_the_seven_baselines():
+    assert sorted(names()) == sorted(FAST)
+
+
+@pytest.mark.parametrize("method", sorted(FAST))
+def test_method_returns_a_new_model_and_forgets(method, request_5):
+    before = {k: v.clone() for k, v in request_5.original.state_dict().items()}
+    model, info = run(method, request_5, **FAST[method])
+    assert model is not request_5.original and info["method"] == method
+    after = request_5.original.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "original was mutated"
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    if method != "finetune":  # finetune only forgets slowly, by not seeing D_f
+        assert _match(model, request_5.forget) < _match(request_5.original, request_5.forget)
+
+
+def test_bad_forget_sets_get_clear_errors(world):
+    sc = load_scenario(world, "privacy")
+    bb = load_backbone("embedded:privacy")
+    with pytest.raises(DataError, match="empty"):
+        Request.build(bb, sc, [], "privacy")
+    with pytest.raises(DataError, match="not in"):
+        Request.build(bb, sc, ["P0000_0", "nobody_9"], "privacy")
+    with pytest.raises(DataError, match="not smaller than the training set"):
+        Request.build(bb, sc, [p.pair_id for p in sc.train], "privacy")
+    with pytest.raises(ValueError, match="unknown method"):
+        run("nope", Request.build(bb, sc, ["P0000_0"], "privacy"))
+
+
+def test_forget_command_saves_a_loadable_model(world, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    forget = forget_list_path(world, "privacy", 5, 0)
+    base = [sys.executable, "-m", "mmu_core", "forget", "--data", str(world), "--forget",
+            str(forget)]
+    out = subprocess.run(base + ["--method", "ga", "--set", "steps=2", "--out",
+                                 str(tmp_path / "m")],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = json.loads((tmp_path / "m" / "forget_result.json").read_text())
+    assert info["unlearning"]["method"] == "ga" and "MI" in json.dumps(info["metrics"])
+    assert type(load_backbone(str(tmp_path / "m")).model).__name__ == "BlipForImageTextRetrieval"
+    bad = subprocess.run(base + ["--method", "ga", "--set", "nonsense=1", "--no-eval", "--out",
+                                 str(tmp_path / "x")],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "nonsense" in bad.stderr
