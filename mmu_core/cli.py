@@ -169,6 +169,13 @@ def _cmd_forget(a) -> None:
     print(f"{a.method}: {info['seconds']} s; model and forget_result.json in {out}")
 
 
+def _cmd_bench_unlearning(a) -> None:
+    from .unlearning_bench import run_preset
+
+    run_preset(a.preset, a.out, data=a.data)
+    print((Path(a.out) / "tables.md").read_text())
+
+
 def _cmd_table(a) -> None:
     from .compare import headline_table
 
@@ -281,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--seed", type=int, default=0)
     bm.add_argument("--out", default=None)
     bm.set_defaults(func=_cmd_bench)
+    bu = bsub.add_parser("unlearning", help="methods x scenarios x forget sizes x seeds: "
+                         "JSON cells (resumable), CSV and Markdown tables")
+    bu.add_argument("--preset", default="smoke", choices=["smoke", "paper"])
+    bu.add_argument("--data", default=None)
+    bu.add_argument("--out", required=True, help="folder: cells/, tables.md, tables.json, "
+                    "cells.csv, summary.json")
+    bu.set_defaults(func=_cmd_bench_unlearning)
 
     tb = sub.add_parser("table", help="Markdown table of evaluation results")
     tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")
