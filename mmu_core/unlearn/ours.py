@@ -19,13 +19,16 @@ import torch.nn.functional as F
 from . import register
 from .badteacher import _kl as kl_to
 from .badteacher import _outputs as teacher_outputs
-from .request import Request, optimiser, sample, step, tensors
+from .request import Request, sample, step, tensors
 
 
 @dataclass(frozen=True)
 class Settings:
-    max_steps: int = 40
-    stop_at_boundary: bool = True  # stop once L_cf <= 0 on the whole forget set
+    max_steps: int = 80
+    # when to stop: "boundary" = once L_cf <= 0 over the forget set; "mismatch" = once the
+    # forgetting pairs match no better than their images with other people's texts;
+    # "none" = always max_steps
+    stop: str = "mismatch"
     lr: float = 1e-4
     n_images: int = 1  # N_R1
     n_texts: int = 1  # N_R2
@@ -37,7 +40,9 @@ class Settings:
     batch_size: int = 16
     # Not in the paper's equations: keep the original's ITC/ITM outputs on a D_r batch
     # (the access to D_r every baseline has); 0 = the paper's pure editing.
-    retain_weight: float = 1.0
+    retain_weight: float = 5.0
+    edit: str = "all"  # which parameters change: "all", or "text" (text encoder with its
+    # cross-attention, text projection, ITM head)
 
 
 def token_similarity(bb, image_embeds, text_embeds, text_mask):
@@ -91,6 +96,16 @@ def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Set
             "l_cf": torch.log(2 * p_n.detach() / p_p.detach()).clamp(-20, 20).mean()}
 
 
+def edited_parameters(bb, edit: str) -> list:
+    if edit == "all":
+        return list(bb.parameters())
+    if edit == "text":
+        m = bb.model
+        return [*m.text_encoder.parameters(), *m.text_proj.parameters(),
+                *m.itm_head.parameters()]
+    raise ValueError(f"unknown edit scope {edit!r}: 'all' or 'text'")
+
+
 @torch.no_grad()
 def _boundary_reached(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask) -> bool:
     """The decision boundary is set once the forgetting pairs match no better than their
@@ -100,6 +115,14 @@ def _boundary_reached(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask) -> bool
     p_p = (bb.itm_logits(bb.fuse(img_x, r2_ids, r2_mask)).softmax(-1)[:, 1]
            + bb.itm_logits(bb.fuse(img_r1, x_ids, x_mask)).softmax(-1)[:, 1])
     return float(torch.log(2 * p_n.mean() / p_p.mean())) <= 0
+
+
+@torch.no_grad()
+def _no_better_than_mismatch(bb, x_pix, x_ids, x_mask, m_ids, m_mask) -> bool:
+    img = bb.encode_image(x_pix)
+    p_pair = bb.itm_logits(bb.fuse(img, x_ids, x_mask)).softmax(-1)[:, 1].mean()
+    p_other = bb.itm_logits(bb.fuse(img, m_ids, m_mask)).softmax(-1)[:, 1].mean()
+    return bool(p_pair <= p_other)
 
 
 def prepare_anchors(request: Request, s: Settings) -> tuple[list, dict]:
@@ -134,13 +157,22 @@ def contrastive_semantic_editing(request: Request, **settings):
     r2_ids, r2_mask = bb.tokenize([r[2] for r in rows])
     alpha = (token_alpha(bb, x_ids, x_mask, r2_ids, r2_mask) if s.alpha is None
              else s.alpha * x_mask.float())
-    opt = optimiser(bb, s.lr)
+    # texts of retained pairs of other groups: what "not a pair" scores for these images
+    gen_m = torch.Generator().manual_seed(request.seed + 1)
+    forget_groups = {p.group for p in request.forget}
+    others = [p for p in request.retain if p.group not in forget_groups] or request.retain
+    m_ids, m_mask = bb.tokenize([p.text for p in sample(others, len(rows), gen_m)])
+    params = edited_parameters(bb, s.edit)
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(request.seed)
     history = []
     steps_done = 0
     for it in range(s.max_steps):
-        if s.stop_at_boundary and _boundary_reached(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids,
-                                                    r2_mask):
+        if s.stop == "boundary" and _boundary_reached(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids,
+                                                      r2_mask):
+            break
+        if s.stop == "mismatch" and _no_better_than_mismatch(bb, x_pix, x_ids, x_mask, m_ids,
+                                                             m_mask):
             break
         steps_done += 1
         idx = torch.randperm(len(rows), generator=gen)[:s.batch_size]
@@ -155,7 +187,7 @@ def contrastive_semantic_editing(request: Request, **settings):
                 target = teacher_outputs(request.original, pix, ids, mask)
             terms["retain"] = kl_to(teacher_outputs(bb, pix, ids, mask), target)
             loss = loss + s.retain_weight * terms["retain"]
-        step(opt, loss, bb.parameters())
+        step(opt, loss, params)
         history.append({k: round(float(v.detach()), 4) for k, v in terms.items()})
     mean_alpha = float(alpha.sum() / x_mask.sum())
     return bb, {**info, "settings": asdict(s), "rows": len(rows), "steps": steps_done,
