@@ -172,7 +172,7 @@ def _cmd_forget(a) -> None:
 def _cmd_bench_unlearning(a) -> None:
     from .unlearning_bench import run_preset
 
-    run_preset(a.preset, a.out, data=a.data)
+    run_preset(a.preset, a.out, data=a.data, tables_only=a.tables_only)
     print((Path(a.out) / "tables.md").read_text())
 
 
@@ -294,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     bu.add_argument("--data", default=None)
     bu.add_argument("--out", required=True, help="folder: cells/, tables.md, tables.json, "
                     "cells.csv, summary.json")
+    bu.add_argument("--tables-only", action="store_true",
+                    help="compute nothing: tables from the cells already there")
     bu.set_defaults(func=_cmd_bench_unlearning)
 
     tb = sub.add_parser("table", help="Markdown table of evaluation results")

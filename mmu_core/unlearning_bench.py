@@ -45,10 +45,12 @@ ABLATIONS = {
 }
 
 
-def _cell(out: Path, name: str, compute) -> dict:
+def _cell(out: Path, name: str, compute) -> dict | None:
     path = out / "cells" / f"{name}.json"
     if path.is_file():
         return json.loads(path.read_text())
+    if compute is None:
+        return None
     result = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -57,7 +59,9 @@ def _cell(out: Path, name: str, compute) -> dict:
     return result
 
 
-def run_preset(preset_name: str, out: str | Path, data=None, log=print) -> dict:
+def run_preset(preset_name: str, out: str | Path, data=None, log=print,
+               tables_only: bool = False) -> dict:
+    """Compute the missing cells (none with `tables_only`), then write the tables."""
     from .backbone import load_backbone
     from .data.generate import default_world
     from .evaluate import evaluate
@@ -98,9 +102,10 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print) -> dict:
                                                     d_f + d_r[:preset.word_shift_pairs])
             return result
 
-        cells[name] = _cell(out, name, compute)
-        log(f"[{time.time() - t0:7.1f} s] {name}: "
-            f"{cells[name]['unlearning']['seconds']} s")
+        cell = _cell(out, name, None if tables_only else compute)
+        if cell is not None:
+            cells[name] = cell
+            log(f"[{time.time() - t0:7.1f} s] {name}: {cell['unlearning']['seconds']} s")
 
     # first seed everywhere, then the ablations, then the other seeds: a run cut short
     # still leaves a complete first pass
@@ -115,7 +120,10 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print) -> dict:
         for scenario, size in grid:
             for method in ("original",) + preset.methods:
                 one(scenario, size, seed, method)
-    summary = {"preset": preset_name, "cells": len(cells),
+    out.mkdir(parents=True, exist_ok=True)
+    expected = len(grid) * len(preset.seeds) * (1 + len(preset.methods)) + len(
+        preset.ablations) * len(ABLATIONS)
+    summary = {"preset": preset_name, "cells": len(cells), "cells_expected": expected,
                "provenance": provenance({"preset": preset_name, **preset.__dict__})}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     write_tables(cells, out, preset)
@@ -145,8 +153,9 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
         return {k: _mean([g["metrics"]["headline"][k] for g in group]) for k in keys}
 
     md, js = [f"# Unlearning benchmark, preset `{out.name}`", "",
-              "Means over seeds " + ", ".join(map(str, preset.seeds)) + "; (|delta| to "
-              "Retrain); T = unlearning wall time in seconds on this machine."
+              "Means over the seeds computed so far (n; the preset asks for "
+              + ", ".join(map(str, preset.seeds)) + "); (|delta| to Retrain's mean); T = "
+              "unlearning wall time in seconds on this machine (2 CPU cores)."
               + (f" Smoke preset: Retrain ran {preset.retrain_epochs} epochs, not the "
                  "recipe's." if preset.retrain_epochs else ""), ""], {}
     for scenario, sizes in preset.grid.items():
@@ -156,8 +165,8 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
                 continue
             ref = {"scenario": scenario, "headline": mean_headline(by[scenario, size, "retrain"])}
             md += [f"## {scenario}, forget {size} (retrieval | {second})", "",
-                   "| method | MI | R@D_f | R@D_test | Avg.G | MI | A@D_f | A@D_test | Avg.G | T (s) |",
-                   "|---" * 10 + "|"]
+                   "| method | MI | R@D_f | R@D_test | Avg.G | MI | A@D_f | A@D_test | Avg.G | T (s) | n |",
+                   "|---" * 11 + "|"]
             for method in ("original",) + preset.methods:
                 group = by.get((scenario, size, method))
                 if not group:
@@ -173,7 +182,7 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
                     row.append(_fmt(s["avg_g"]))
                 else:
                     row += ["-"] * 4
-                md.append(f"| {method} | " + " | ".join(row) + f" | {t:.1f} |")
+                md.append(f"| {method} | " + " | ".join(row) + f" | {t:.1f} | {len(group)} |")
                 js[f"{scenario}-{size}-{method}"] = {"headline": h, "compare": cmp,
                                                      "seconds": t, "seeds": len(group)}
             md.append("")
