@@ -6,22 +6,9 @@ the ITC similarity distributions and the ITM match distribution."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from . import register
-from .request import Request, optimiser, sample, step, tensors
-
-
-def _outputs(bb, pix, ids, mask):
-    img, txt = bb.encode_image(pix), bb.encode_text(ids, mask)
-    sim = bb.itc_logits(bb.image_feat(img), bb.text_feat(txt))
-    itm = bb.itm_logits(bb.fuse(img, ids, mask))
-    return [sim, sim.t(), itm]
-
-
-def _kl(student, teacher):
-    return sum(F.kl_div(F.log_softmax(s, -1), F.softmax(t, -1), reduction="batchmean")
-               for s, t in zip(student, teacher))
+from .request import Request, kl_to, optimiser, outputs, sample, step, tensors
 
 
 @register("badt")
@@ -42,7 +29,7 @@ def bad_teacher(request: Request, steps: int = 20, lr: float = 5e-5, batch_size:
             batch = sample(pool, batch_size, gen)
             pix, ids, mask = tensors(bb, batch)
             with torch.no_grad():
-                target = _outputs(teacher, pix, ids, mask)
-            loss = loss + _kl(_outputs(bb, pix, ids, mask), target)
+                target = outputs(teacher, pix, ids, mask)
+            loss = loss + kl_to(outputs(bb, pix, ids, mask), target)
         step(opt, loss, bb.parameters())
     return bb, {"steps": steps, "lr": lr}

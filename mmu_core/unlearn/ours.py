@@ -17,9 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from .badteacher import _kl as kl_to
-from .badteacher import _outputs as teacher_outputs
-from .request import Request, sample, step, tensors
+from .request import Request, kl_to, outputs, sample, step, tensors
 
 
 @dataclass(frozen=True)
@@ -184,8 +182,8 @@ def contrastive_semantic_editing(request: Request, **settings):
             batch = sample(request.retain, s.batch_size, gen)
             pix, ids, mask = tensors(bb, batch)
             with torch.no_grad():
-                target = teacher_outputs(request.original, pix, ids, mask)
-            terms["retain"] = kl_to(teacher_outputs(bb, pix, ids, mask), target)
+                target = outputs(request.original, pix, ids, mask)
+            terms["retain"] = kl_to(outputs(bb, pix, ids, mask), target)
             loss = loss + s.retain_weight * terms["retain"]
         step(opt, loss, params)
         history.append({k: round(float(v.detach()), 4) for k, v in terms.items()})

@@ -83,3 +83,19 @@ def pair_loss(bb: Backbone, forget: list[Pair], contrast: list[Pair]) -> torch.T
     itm = F.cross_entropy(bb.itm_logits(bb.fuse(img[:n], ids[:n], mask[:n])),
                           torch.ones(n, dtype=torch.long, device=ids.device))
     return itc + itm
+
+
+def outputs(bb, pix, ids, mask):
+    """ITC similarity rows and columns and ITM logits of a batch (for distillation)."""
+    img, txt = bb.encode_image(pix), bb.encode_text(ids, mask)
+    sim = bb.itc_logits(bb.image_feat(img), bb.text_feat(txt))
+    itm = bb.itm_logits(bb.fuse(img, ids, mask))
+    return [sim, sim.t(), itm]
+
+
+def kl_to(student, teacher):
+    """Summed KL(teacher || student) over the distributions `outputs` returns."""
+    import torch.nn.functional as F
+
+    return sum(F.kl_div(F.log_softmax(s, -1), F.softmax(t, -1), reduction="batchmean")
+               for s, t in zip(student, teacher))
