@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from .request import Request, kl_to, outputs, sample, step, tensors
+from .request import Request, kl_to, optimiser, outputs, sample, step, tensors
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def contrastive_semantic_editing(request: Request, **settings):
     others = [p for p in request.retain if p.group not in forget_groups] or request.retain
     m_ids, m_mask = bb.tokenize([p.text for p in sample(others, len(rows), gen_m)])
     params = edited_parameters(bb, s.edit)
-    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.0)
+    opt = optimiser(params, s.lr)
     gen = torch.Generator().manual_seed(request.seed)
     history = []
     steps_done = 0

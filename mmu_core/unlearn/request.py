@@ -54,8 +54,11 @@ def sample(pairs: list[Pair], n: int, gen: torch.Generator) -> list[Pair]:
     return [pairs[i] for i in idx]
 
 
-def optimiser(bb: Backbone, lr: float, weight_decay: float = 0.0):
-    return torch.optim.AdamW(bb.parameters(), lr=lr, weight_decay=weight_decay)
+def optimiser(model_or_params, lr: float, weight_decay: float = 0.0):
+    """AdamW over a model's parameters, or over a given list of them."""
+    params = (model_or_params.parameters() if isinstance(model_or_params, torch.nn.Module)
+              else model_or_params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def step(opt, loss: torch.Tensor, params, clip: float = 5.0) -> None:
