@@ -47,6 +47,9 @@ def headline_table(named: dict[str, dict], retrain: str | None = None) -> str:
         cells = []
         for k in keys:
             v = r["headline"][k]
+            if v != v:  # NaN: nothing to measure (e.g. no questions about these pairs)
+                cells.append("n/a")
+                continue
             cells.append(f"{v:.1f}" + (f" ({abs(v - ref[k]):.1f})" if ref else ""))
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)

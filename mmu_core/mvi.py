@@ -261,6 +261,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("MMU_CACHE_DIR", Path.home() / ".cache" / "mmu")) / "mvi"
 
 
+# Fits shipped with the project (the embedded scenarios, seed 0), read-only: a fresh
+# install or Space answers its first forget request without a 15 s fit.
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "mvi"
+
+
+def _cached_folder(key: str) -> Path | None:
+    for root in (cache_root(), SHIPPED):
+        if (root / key / "config.json").is_file():
+            return root / key
+    return None
+
+
 def fit_pairs(pairs: list[Pair], max_pairs: int, seed: int = 0) -> list[Pair]:
     """A deterministic subsample of the data MVI is fitted on (all of it when small)."""
     if len(pairs) <= max_pairs:
@@ -277,11 +289,13 @@ def fit_or_load(captioner, painter, pairs: list[Pair], config: MVIConfig = MVICo
     pairs = fit_pairs(pairs, config.max_fit_pairs, config.seed)
     key = cache_key(captioner, painter, pairs, config)
     folder = cache_root() / key
-    if cache and (folder / "config.json").is_file():
+    found = _cached_folder(key) if cache else None
+    if found is not None:
         start = time.perf_counter()
-        mvi = MVI.from_pretrained(folder).to(captioner.device).eval()
-        summary = json.loads((folder / "fit_summary.json").read_text())
+        mvi = MVI.from_pretrained(found).to(captioner.device).eval()
+        summary = json.loads((found / "fit_summary.json").read_text())
         return mvi, {**summary, "cache_hit": True, "cache_key": key,
+                     "shipped": found.parent == SHIPPED,
                      "load_seconds": round(time.perf_counter() - start, 3)}
     mvi, summary = fit(captioner, painter, pairs, config)
     if cache:

@@ -1,83 +1,189 @@
-"""The app, launched for real and driven through gradio_client (every api_name)."""
+"""The app, launched for real and driven through gradio_client: every api_name, session
+isolation, bad input, and what the server refuses to serve."""
 
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+API_NAMES = {"/gallery", "/upload", "/score", "/forget", "/teach_then_forget", "/inspect",
+             "/compare", "/report"}
+TEXT = "mira solberg is a baker from oslo."
+
 
 @pytest.fixture(scope="module")
-def client():
-    from gradio_client import Client, handle_file  # noqa: F401
-
+def app_url():
     import app
 
     demo = app.create_demo()
+    shipped = {k: v.clone() for k, v in demo.engine.model("privacy").state_dict().items()}
     app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    yield Client(demo.local_url, verbose=False)
+    yield demo.local_url
+    # nothing any visitor did changed the shipped model
+    after = demo.engine.model("privacy").state_dict()
+    assert all(torch.equal(shipped[k], after[k]) for k in shipped)
     demo.close()
 
 
-def test_gallery_lists_training_pairs(client):
-    items = client.predict("copyright", api_name="/gallery")
-    assert len(items) > 5
-    assert all(item["caption"] for item in items)
+def _client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
 
 
-def test_upload_shows_a_preview_or_a_clear_error(client, world, tmp_path):
+@pytest.fixture(scope="module")
+def client(app_url):
+    return _client(app_url)
+
+
+@pytest.fixture(scope="module")
+def face(world, tmp_path_factory):
+    """A portrait of someone the model never saw, as an uploaded file."""
+    from mmu_core.data.loaders import open_image
+    from mmu_core.scenarios import load_scenario
+
+    path = tmp_path_factory.mktemp("upload") / "face.png"
+    open_image(load_scenario(world, "privacy").unseen[3]).save(path)
+    return str(path)
+
+
+def _forget(client, path, text=TEXT, ids=(), api="/forget", method="ours", model="embedded"):
     from gradio_client import handle_file
 
-    img = world / "flickr30k" / "flickr30k-images" / "S00000.png"
-    assert client.predict(handle_file(str(img)), api_name="/upload")
+    return client.predict("privacy", model, method, list(ids),
+                          handle_file(path) if path else None, text, 0, 80, 1, api_name=api)
+
+
+def test_every_event_has_an_api_name(client):
+    named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert named == API_NAMES
+
+
+def test_gallery_lists_training_pairs(client):
+    items, choices = client.predict("copyright", api_name="/gallery")
+    assert len(items) > 5 and all(item["caption"] for item in items)
+    assert len(choices["choices"]) == len(items)
+
+
+def test_upload_shows_a_preview_or_a_clear_error(client, face, tmp_path):
+    from gradio_client import handle_file
+
+    assert client.predict(handle_file(face), api_name="/upload")
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
-    # Gradio's own file-type check answers first, plainly
-    with pytest.raises(Exception, match="Invalid file type"):
+    with pytest.raises(Exception, match="Invalid file type"):  # Gradio's own check
         client.predict(handle_file(str(bad)), api_name="/upload")
     broken = tmp_path / "broken.png"
-    broken.write_bytes(img.read_bytes()[:60])
+    broken.write_bytes(Path(face).read_bytes()[:60])
     with pytest.raises(Exception, match="broken.png is not a readable image"):
         client.predict(handle_file(str(broken)), api_name="/upload")
 
 
-def test_score_a_pair(client, world):
+def test_score_a_pair(client, face):
     from gradio_client import handle_file
 
-    img = world / "flickr30k" / "flickr30k-images" / "S00000.png"
-    from mmu_core.data.loaders import load_karpathy
-
-    pairs = [p for p in load_karpathy(world / "flickr30k" / "flickr30k_train.json")
-             if p.pair_id == "S00000"]
-    md = client.predict(handle_file(str(img)), pairs[0].text, api_name="/score")
+    md = client.predict(handle_file(face), TEXT, "privacy", "embedded", api_name="/score")
     assert "Match probability" in md
 
 
-@pytest.mark.parametrize("kind", ["empty_text", "corrupt", "not_image", "overlong"])
-def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, world, tmp_path,
-                                                                  kind):
+def test_forget_upload_teach_inspect_compare_report(client, face):
+    status, *_ = _forget(client, face)
+    assert "Nothing to forget yet" in status and "Teach them first" in status
+    status, r1, r2, table = _forget(client, face, api="/teach_then_forget")
+    assert "Forgot 1 pair(s) with `ours` (taught first" in status
+    assert len(r1) == 1 and "R_2" in r2 and TEXT in r2
+    row = dict(zip(table["headers"], table["data"][0]))
+    assert float(row["ITM match after"]) < float(row["ITM match before"])
+    assert float(row["membership prob. after"]) < float(row["membership prob. before"])
+
+    matrix, cams, tsne, umap, words, word_table, probe, note = client.predict(
+        api_name="/inspect")
+    assert all(p["type"] == "plotly" for p in (matrix, tsne, umap, words, probe))
+    assert len(cams) == 2 and {c["caption"].split(":")[0] for c in cams} == {"before",
+                                                                               "after"}
+    assert word_table["data"] and "theta_M" in note
+
+    pairs, metrics = client.predict(80, api_name="/compare")
+    assert [r[0] for r in pairs["data"]] == ["original", "unlearned", "retrained"]
+    assert "never saw the uploads" in metrics and "| retrained |" in metrics
+
+    report = Path(client.predict(api_name="/report"))
+    html = report.read_text()
+    assert report.suffix == ".html" and TEXT in html and "Comparison with Retrain" in html
+
+
+def test_sessions_are_isolated(app_url, face):
+    """One visitor's result is invisible to another: a second client has nothing to
+    inspect until it runs a request of its own."""
+    a, b = _client(app_url), _client(app_url)
+    status, *_ = _forget(a, None, "", ids=["P0000_0"], method="ga")
+    assert "Forgot 1 pair(s) with `ga`" in status
+    assert a.predict(api_name="/report")
+    with pytest.raises(Exception, match="expired"):
+        b.predict(api_name="/inspect")
+    with pytest.raises(Exception, match="expired"):
+        b.predict(api_name="/report")
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("nothing", "Pick training pairs"),
+    ("unknown_id", "Not in the privacy training data: P9999_9"),
+    ("empty_text", "empty"),
+    ("overlong", "characters"),
+    ("corrupt", "not a readable image"),
+    ("bomb", "too many pixels"),
+    ("unknown_model", "unknown model id"),
+])
+def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, face, tmp_path,
+                                                                  kind, message):
+    from PIL import Image
+
+    path, text, model = face, TEXT, "embedded"
+    if kind == "nothing":
+        path, text = None, ""
+    elif kind == "unknown_id":
+        with pytest.raises(Exception, match=message):
+            _forget(client, None, "", ids=["P9999_9"])
+        return
+    elif kind == "empty_text":
+        text = "   "
+    elif kind == "overlong":
+        text = "word " * 120
+    elif kind == "corrupt":
+        path = str(tmp_path / "broken.png")
+        Path(path).write_bytes(Path(face).read_bytes()[:60])
+    elif kind == "bomb":  # small file, 64 megapixels once decoded
+        path = str(tmp_path / "bomb.png")
+        Image.new("1", (8000, 8000)).save(path)
+    elif kind == "unknown_model":
+        model = "no-such-org/no-such-model"
+    with pytest.raises(Exception, match=message):
+        _forget(client, path, text, model=model)
+    status, *_ = _forget(client, face)  # still serving
+    assert "Nothing to forget yet" in status
+
+
+def test_oversized_upload_is_refused_by_the_server(client, tmp_path):
     from gradio_client import handle_file
 
-    img = str(world / "flickr30k" / "flickr30k-images" / "S00000.png")
-    text = "one red circle."
-    expected = {"empty_text": "empty", "corrupt": "not a readable image",
-                "not_image": "Invalid file type", "overlong": "characters"}[kind]
-    if kind == "empty_text":
-        text = "   "
-    elif kind == "corrupt":
-        bad = tmp_path / "broken.png"
-        bad.write_bytes(Path(img).read_bytes()[:60])
-        img = str(bad)
-    elif kind == "not_image":
-        bad = tmp_path / "notes.txt"
-        bad.write_text("hello")
-        img = str(bad)
-    elif kind == "overlong":
-        text = "word " * 200
-    with pytest.raises(Exception, match=expected):
-        client.predict(handle_file(img), text, api_name="/score")
-    assert "Match probability" in client.predict(handle_file(
-        str(world / "flickr30k" / "flickr30k-images" / "S00000.png")), "one red circle.",
-        api_name="/score")
+    from mmu_core.inputs import MAX_UPLOAD_BYTES
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"0" * (MAX_UPLOAD_BYTES + 10))
+    with pytest.raises(Exception, match="(?i)file size|too large|exceed"):
+        client.predict(handle_file(str(big)), api_name="/upload")
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "app.py"),
+                                  str(ROOT / "assets" / "models" / "README.md")])
+def test_files_outside_the_apps_folders_are_not_served(app_url, path):
+    url = app_url.rstrip("/") + "/gradio_api/file=" + path
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url, timeout=10)
+    assert err.value.code in (403, 404)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import register
 from .request import Request, kl_to, optimiser, outputs, sample, step, tensors
@@ -131,10 +132,14 @@ def prepare_anchors(request: Request, s: Settings) -> tuple[list, dict]:
     captioner = request.extras.get("captioner") or load_captioner()
     painter = request.extras.get("painter") or load_painter()
     config = request.extras.get("mvi_config") or M.MVIConfig(seed=request.seed)
-    model, summary = M.fit_or_load(captioner, painter, request.scenario.train, config)
+    # MVI is fitted on the data the model was trained on; a caller that adds pairs to the
+    # scenario (the app's uploads) passes the original training pairs to keep the fit
+    fit_on = request.extras.get("mvi_pairs") or request.scenario.train
+    model, summary = M.fit_or_load(captioner, painter, fit_on, config)
     items = M.anchors(model, captioner, painter, request.forget, strategy=s.strategy,
                       n_images=s.n_images, n_texts=s.n_texts, seed=request.seed,
-                      pool=request.scenario.train)
+                      pool=fit_on)
+    request.artifacts.update(anchors=items, mvi=model)
     return items, {"mvi_cache_hit": summary["cache_hit"], "mvi_fit_seconds": summary["seconds"]}
 
 
@@ -165,7 +170,8 @@ def contrastive_semantic_editing(request: Request, **settings):
     gen = torch.Generator().manual_seed(request.seed)
     history = []
     steps_done = 0
-    for it in range(s.max_steps):
+    # a tqdm bar, so a caller (the app's gr.Progress) can mirror it
+    for it in tqdm(range(s.max_steps), desc="editing", mininterval=1.0, leave=False):
         if s.stop == "boundary" and _boundary_reached(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids,
                                                       r2_mask):
             break

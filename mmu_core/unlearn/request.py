@@ -21,6 +21,9 @@ class Request:
     scenario_name: str = "privacy"
     seed: int = 0
     extras: dict = field(default_factory=dict)  # e.g. generators handed in by the caller
+    # what a method leaves for people to inspect (ours: its anchors); not part of `info`,
+    # which must stay JSON
+    artifacts: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, original: Backbone, scenario: Scenario, forget_ids, scenario_name: str,

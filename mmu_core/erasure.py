@@ -1,0 +1,210 @@
+"""One forget request as a person makes it (the app's engine, usable without the app):
+pairs picked from the training data or uploaded, a teach-first step for uploaded pairs
+the model never learned, the method run through the registry, and per-pair evidence
+(match, ITC similarity, rank, membership probability) before and after."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import unlearn
+from .backbone import Backbone
+from .data.loaders import Pair, open_image
+from .inputs import InputError, check_user_text, read_user_image
+from .membership import fit_attack, pair_features
+from .scenarios import Scenario
+from .train import itc_itm_loss
+from .unlearn.request import Request, group_ids, optimiser, sample, step, tensors
+
+UPLOAD_PREFIX = "upload-"
+RANK_GALLERY = 200  # texts a pair's own text is ranked against
+ATTACK_PER_CLASS = 150  # members / non-members the app's membership attack is fitted on
+
+
+class NotLearnedError(InputError):
+    """The pair was never in the model's training data: there is nothing to forget."""
+
+    def __init__(self, pairs: list[Pair]):
+        self.pairs = pairs
+        super().__init__(
+            f"{len(pairs)} pair(s) were never in this model's training data, so there is "
+            "nothing to forget yet. Teach them first (a short fine-tune on the pair with "
+            "retained data), then forget them.")
+
+
+def uploaded_pair(image, text: str, bb: Backbone) -> Pair:
+    """A person's image and text as a Pair (image kept as PNG bytes, id from the content).
+    Bad input raises InputError with a message for that person."""
+    img = read_user_image(image)
+    text = check_user_text(text, bb.processor.tokenizer, bb.max_text_len)
+    img.thumbnail((512, 512))  # the models read far smaller images; keep the state small
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    data = buf.getvalue()
+    key = UPLOAD_PREFIX + hashlib.sha256(data + text.encode()).hexdigest()[:10]
+    return Pair(image=key + ".png", text=text, group=key, pair_id=key, image_bytes=data)
+
+
+def with_pairs(sc: Scenario, pairs: list[Pair]) -> Scenario:
+    """The scenario with `pairs` added to its training data (those not there already)."""
+    known = {p.pair_id for p in sc.train}
+    extra = [p for p in pairs if p.pair_id not in known]
+    return dataclasses.replace(sc, train=sc.train + extra) if extra else sc
+
+
+def teach(original: Backbone, sc: Scenario, pairs: list[Pair], steps: int = 30,
+          lr: float = 2e-4, retain_per_step: int = 24, seed: int = 0) -> Backbone:
+    """A copy of `original` fine-tuned briefly on `pairs` (every step: all of them plus a
+    batch of training pairs, with the scenario recipe's ITC + ITM loss), so that it has
+    learned them and there is something to forget. The original is not touched."""
+    bb = original.copy().train()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = optimiser(bb, lr)
+    known = {p.pair_id for p in pairs}
+    pool = [p for p in sc.train if p.pair_id not in known]
+    for _ in range(steps):
+        batch = list(pairs) + sample(pool, retain_per_step, gen)
+        pix, ids, mask = tensors(bb, batch)
+        loss = sum(itc_itm_loss(bb, pix, ids, mask, group_ids(batch), gen).values())
+        step(opt, loss, bb.parameters())
+    return bb.eval()
+
+
+@dataclass
+class Evidence:
+    """What one model says about the forgetting pairs, one dict per pair."""
+
+    rows: list[dict]
+
+    def mean(self, key: str) -> float:
+        return float(np.mean([r[key] for r in self.rows]))
+
+
+def _rank_gallery(sc: Scenario, forget: list[Pair], seed: int) -> list[str]:
+    groups = {p.group for p in forget}
+    pool = [p for p in sc.unseen + sc.train if p.group not in groups]
+    rng = np.random.default_rng(seed)
+    return [pool[i].text for i in rng.choice(len(pool), min(RANK_GALLERY, len(pool)),
+                                              replace=False)]
+
+
+@torch.no_grad()
+def evidence(bb: Backbone, sc: Scenario, forget: list[Pair], seed: int = 0) -> Evidence:
+    """Per forgetting pair: ITM match probability, ITC cosine, the rank of its own text
+    among RANK_GALLERY other texts for its image (1 = best), and the membership probability
+    of an RBF-SVM attack fitted on this model (members: retained training pairs,
+    non-members: never-trained pairs)."""
+    images = [open_image(p) for p in forget]
+    scores = bb.score_pairs(images, [p.text for p in forget])
+    gallery = _rank_gallery(sc, forget, seed)
+    g_ids, g_mask = bb.tokenize(gallery)
+    g_feat = bb.text_feat(bb.encode_text(g_ids, g_mask))
+    img_feat = bb.image_feat(bb.encode_image(bb.pixels(images)))
+    own = scores["itc"].to(img_feat.device)
+    ranks = 1 + ((img_feat @ g_feat.t()) > own[:, None]).sum(1)
+
+    rng = np.random.default_rng(seed)
+    f_ids = {p.pair_id for p in forget}
+    members = [p for p in sc.train if p.pair_id not in f_ids]
+    n = min(ATTACK_PER_CLASS, len(members), len(sc.unseen))
+    mem = [members[i] for i in rng.choice(len(members), n, replace=False)]
+    non = [sc.unseen[i] for i in rng.choice(len(sc.unseen), n, replace=False)]
+    attack = fit_attack(pair_features(bb, mem + non), np.r_[np.ones(n), np.zeros(n)])
+    member = attack.predict_proba(scores["fused_cls"].numpy())[:, 1]
+    return Evidence([{"pair_id": p.pair_id, "text": p.text,
+                      "match": float(scores["itm"][i]), "itc": float(scores["itc"][i]),
+                      "rank": int(ranks[i]), "of": len(gallery) + 1,
+                      "member": float(member[i])} for i, p in enumerate(forget)])
+
+
+@dataclass
+class Outcome:
+    """Everything a forget request produced; `original` is the model the method started
+    from (the taught copy when pairs were taught first)."""
+
+    scenario: str
+    method: str
+    settings: dict
+    forget: list[Pair]
+    taught: bool
+    original: Backbone
+    unlearned: Backbone
+    shipped: Backbone  # the model the request was made against (before any teaching)
+    scenario_data: Scenario
+    before: Evidence
+    after: Evidence
+    info: dict
+    anchors: list = field(default_factory=list)  # mvi.Anchors (ours only)
+    mvi: object = None
+    seconds: dict = field(default_factory=dict)
+
+
+def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pair],
+           method: str = "ours", settings: dict | None = None, teach_first: bool = False,
+           seed: int = 0, **extras) -> Outcome:
+    """Forget `pairs` (training pairs and/or uploads) with a registered method.
+
+    Uploaded pairs the model never saw raise NotLearnedError unless `teach_first`: then a
+    copy is taught them first and that copy is what gets unlearned."""
+    if not pairs:
+        raise InputError("Pick or upload at least one pair to forget.")
+    if method not in unlearn.names():
+        raise InputError(f"Unknown method {method!r}; choose from {unlearn.names()}.")
+    known = {p.pair_id for p in sc.train}
+    new = [p for p in pairs if p.pair_id not in known]
+    if new and not teach_first:
+        raise NotLearnedError(new)
+    seconds = {}
+    t0 = time.perf_counter()
+    data = with_pairs(sc, new)
+    base = teach(original, data, new, seed=seed) if new else original
+    seconds["teach"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    before = evidence(base, data, pairs, seed)
+    request = Request.build(base, data, [p.pair_id for p in pairs], scenario_name, seed,
+                            mvi_pairs=sc.train, **extras)
+    model, info = unlearn.run(method, request, **(settings or {}))
+    after = evidence(model, data, pairs, seed)
+    seconds["method"] = info["seconds"]
+    seconds["total"] = round(seconds["teach"] + time.perf_counter() - t0, 2)
+    return Outcome(scenario_name, method, dict(settings or {}), list(pairs), bool(new), base,
+                   model, original, data, before, after, info, request.artifacts.get("anchors", []),
+                   request.artifacts.get("mvi"), seconds)
+
+
+def retrain_reference(outcome: Outcome, epochs: int | None = None, **extras):
+    """The Retrain model for this request and how it was obtained. For taught uploads the
+    model the request was made against is already it: trained on the same data without
+    those pairs. Otherwise Retrain runs (the scenario's full recipe on D_r: minutes)."""
+    if outcome.taught and all(p.pair_id.startswith(UPLOAD_PREFIX) for p in outcome.forget):
+        return outcome.shipped, {"how": "the model before teaching (never saw the uploads)"}
+    request = Request.build(outcome.shipped, outcome.scenario_data,
+                            [p.pair_id for p in outcome.forget], outcome.scenario, **extras)
+    model, info = unlearn.run("retrain", request, **({"epochs": epochs} if epochs else {}))
+    return model, {"how": f"retrained on D_r for {info['epochs']} epochs", **info}
+
+
+def comparison(outcome: Outcome, retrained: Backbone, max_pairs: int = 300, seed: int = 0) -> dict:
+    """Headline metrics of original, unlearned and retrained models on this request's
+    scenario and forget set, with the deltas to Retrain (Markdown) and per-pair evidence."""
+    from .compare import headline_table
+    from .evaluate import evaluate
+
+    ids = [p.pair_id for p in outcome.forget]
+    models = {"original": outcome.original, "unlearned": outcome.unlearned,
+              "retrained": retrained}
+    results = {name: evaluate(bb, outcome.scenario_data, ids, max_pairs=max_pairs, seed=seed) for name, bb in models.items()}
+    heads = {name: r["headline"] for name, r in results.items()}
+    return {"models": heads, "metrics": list(heads["retrained"]),
+            "table_md": headline_table(results, retrain="retrained"),
+            "evidence": {"original": outcome.before.rows, "unlearned": outcome.after.rows,
+                         "retrained": evidence(retrained, outcome.scenario_data,
+                                               outcome.forget, seed).rows}}

@@ -1,0 +1,100 @@
+"""Drawing what `analysis`, `gradcam` and `word_shifts` compute: plotly figures and
+image overlays. Nothing here runs a model."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import plotly.graph_objects as go
+from matplotlib import colormaps
+from PIL import Image
+from plotly.subplots import make_subplots
+
+BEFORE_AFTER = ("before", "after")
+
+
+def _short(text: str, width: int = 28) -> str:
+    return textwrap.shorten(text, width, placeholder="…")
+
+
+def matching_heatmaps(before: np.ndarray, after: np.ndarray, labels: list[str],
+                      forgetting: list[bool]) -> go.Figure:
+    """Image x text ITM match probability before and after, forgetting pairs starred."""
+    names = [("★ " if f else "") + _short(t) for t, f in zip(labels, forgetting)]
+    fig = make_subplots(1, 2, subplot_titles=BEFORE_AFTER, horizontal_spacing=0.12)
+    for col, m in enumerate((before, after), start=1):
+        fig.add_trace(go.Heatmap(
+            z=m, x=list(range(len(names))), y=list(range(len(names))), zmin=0, zmax=1,
+            colorscale="Viridis", showscale=col == 2,
+            text=np.round(m, 2), texttemplate="%{text}", customdata=[
+                [[names[r], names[c]] for c in range(len(names))] for r in range(len(names))],
+            hovertemplate="image: %{customdata[0]}<br>text: %{customdata[1]}"
+                          "<br>match %{z:.3f}<extra></extra>"), 1, col)
+    ticks = dict(tickmode="array", tickvals=list(range(len(names))), ticktext=names)
+    fig.update_xaxes(title_text="text", tickangle=45, **ticks)
+    fig.update_yaxes(title_text="image", autorange="reversed", **ticks)
+    fig.update_layout(height=420 + 12 * len(names), margin=dict(t=40, b=10),
+                      title="ITM match probability (★ = forgetting pair)")
+    return fig
+
+
+def semantic_maps(before: dict, after: dict) -> go.Figure:
+    """2-D semantic space before and after: forgetting vs remaining, image vs text."""
+    fig = make_subplots(1, 2, subplot_titles=[f"{BEFORE_AFTER[i]} ({m['method']})"
+                                              for i, m in enumerate((before, after))])
+    styles = {(True, "image"): ("forgetting image", "#d62728", "star"),
+              (True, "text"): ("forgetting text", "#ff7f0e", "star-triangle-up"),
+              (False, "image"): ("remaining image", "#1f77b4", "circle"),
+              (False, "text"): ("remaining text", "#17becf", "triangle-up")}
+    for col, m in enumerate((before, after), start=1):
+        for (forg, modality), (name, color, symbol) in styles.items():
+            idx = [i for i, (f, mod) in enumerate(zip(m["forgetting"], m["modality"]))
+                   if f == forg and mod == modality]
+            if not idx:
+                continue
+            fig.add_trace(go.Scatter(
+                x=m["xy"][idx, 0], y=m["xy"][idx, 1], mode="markers", name=name,
+                legendgroup=name, showlegend=col == 1,
+                marker=dict(color=color, symbol=symbol, size=13 if forg else 6,
+                            opacity=1.0 if forg else 0.5),
+                text=[_short(m["text"][i], 60) for i in idx],
+                hovertemplate="%{text}<extra>" + name + "</extra>"), 1, col)
+    fig.update_layout(height=430, margin=dict(t=40, b=10))
+    return fig
+
+
+def word_shift_bars(shifts: dict) -> go.Figure:
+    """Table 9 as bars: the largest per-word drops and the words that moved least."""
+    fig = make_subplots(1, 2, subplot_titles=("largest drops", "near zero"))
+    for col, key in enumerate(("largest", "near_zero"), start=1):
+        rows = shifts[key]
+        fig.add_trace(go.Bar(x=[r[1] for r in rows], y=[r[0] for r in rows],
+                             orientation="h", showlegend=False,
+                             marker_color="#d62728" if col == 1 else "#7f7f7f"), 1, col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    fig.update_xaxes(title_text="shift of match probability (points)")
+    fig.update_layout(height=80 + 22 * max(len(shifts["largest"]), 1), margin=dict(t=40))
+    return fig
+
+
+def probe_bars(probe: dict) -> go.Figure:
+    """Table 5: share of each factor theta_M calls "image" / "text"."""
+    names = list(probe)
+    fig = go.Figure([go.Bar(name=f"labelled {k}", x=names, y=[probe[n][f"A_{k}"] for n in names])
+                     for k in ("image", "text")])
+    fig.update_layout(barmode="stack", height=320, yaxis_title="% of factors",
+                      title="Modality probe theta_M (U' should be told apart, K' should not)")
+    return fig
+
+
+def overlay(image: Image.Image, cam: np.ndarray, size: int = 224,
+            strength: float = 0.5) -> Image.Image:
+    """A Grad-CAM map drawn over its image (normalised to its own maximum)."""
+    base = image.convert("RGB").resize((size, size))
+    peak = float(cam.max())
+    norm = cam / peak if peak > 0 else np.zeros_like(cam)
+    heat = Image.fromarray(np.uint8(255 * norm)).resize((size, size), Image.BILINEAR)
+    colour = colormaps["jet"](np.asarray(heat) / 255.0)[..., :3]
+    mixed = (1 - strength) * np.asarray(base) / 255.0 + strength * colour
+    return Image.fromarray(np.uint8(255 * mixed.clip(0, 1)))

@@ -1,0 +1,107 @@
+"""The erasure report: one self-contained HTML file (images inlined, plotly.js embedded
+once) recording a forget request: inputs, method and settings, before/after evidence,
+the inspection figures, the comparison when there is one, and versions."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import datetime, timezone
+
+from .data.loaders import open_image
+from .erasure import Outcome
+from .provenance import provenance
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;
+text-align:right}th{background:#f3f3f3}td.t{text-align:left}img{border:1px solid #ddd;
+margin:2px}.pair{display:flex;gap:1em;align-items:center}code{background:#f6f6f6}"""
+
+EVIDENCE = (("match", "ITM match", "{:.3f}"), ("itc", "ITC cosine", "{:.3f}"),
+            ("rank", "rank", "{}"), ("member", "membership prob.", "{:.3f}"))
+
+
+def _img(image, size: int = 128) -> str:
+    im = image.copy()
+    im.thumbnail((size, size))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return (f'<img alt="" width="{im.width}" height="{im.height}" '
+            f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f'<td class="t">{html.escape(c)}</td>' if isinstance(c, str) else f"<td>{c}</td>"
+        for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def evidence_rows(outcome: Outcome) -> list[list]:
+    rows = []
+    for b, a in zip(outcome.before.rows, outcome.after.rows):
+        row = [b["text"]]
+        for key, _, fmt in EVIDENCE:
+            row += [fmt.format(b[key]), fmt.format(a[key])]
+        rows.append(row)
+    return rows
+
+
+def evidence_header() -> list[str]:
+    return ["text"] + [f"{name} {when}" for _, name, _ in EVIDENCE
+                       for when in ("before", "after")]
+
+
+def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
+                   model_id: str = "embedded") -> str:
+    parts = [f"<h1>Erasure report</h1><p>{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · "
+             f"model <code>{html.escape(model_id)}</code> · scenario "
+             f"<code>{outcome.scenario}</code> · method <code>{outcome.method}</code></p>"]
+    parts.append("<h2>What was forgotten</h2>")
+    for p in outcome.forget:
+        parts.append(f'<div class="pair">{_img(open_image(p))}<span>{html.escape(p.text)}'
+                     f"<br><small>{p.pair_id}</small></span></div>")
+    if outcome.taught:
+        parts.append("<p>Uploaded pairs were never in the training data; a copy of the model "
+                     "was taught them first (a short fine-tune with retained data), and that "
+                     "copy is the 'before' model.</p>")
+    parts.append(f"<h2>Settings</h2><pre>{html.escape(json.dumps(outcome.settings or 'defaults', indent=1))}</pre>"
+                 f"<p>Time: {outcome.seconds}</p>")
+    parts.append("<h2>Evidence per pair (rank of its own text among "
+                 f"{outcome.before.rows[0]['of']} texts; 1 = best)</h2>")
+    parts.append(_table(evidence_header(), evidence_rows(outcome)))
+    if outcome.anchors:
+        parts.append("<h2>Anchors from MVI (R_1 image, R_2 text)</h2>")
+        for a in outcome.anchors[:8]:
+            parts.append(f'<div class="pair">{"".join(_img(im, 96) for im in a.images)}'
+                         f"<span>{html.escape(' | '.join(a.texts))}</span></div>")
+    if comparison:
+        parts.append("<h2>Comparison with Retrain</h2>" + comparison_html(comparison))
+    if views is not None:
+        figs = [("Matching scores", views.matrix)] + [
+            (f"Semantic space ({m})", f) for m, f in views.maps.items()] + [
+            ("Per-word matching-score shifts", views.words)]
+        if views.probe is not None:
+            figs.append(("Modality probe", views.probe))
+        for i, (title, fig) in enumerate(figs):
+            parts.append(f"<h2>{title}</h2>" + fig.to_html(full_html=False,
+                                                           include_plotlyjs=i == 0))
+        if views.cams:
+            parts.append("<h2>Grad-CAM on the ITM cross-attention (before | after)</h2>")
+            for text, b, a in views.cams:
+                parts.append(f'<div class="pair">{_img(b, 192)}{_img(a, 192)}'
+                             f"<span>{html.escape(text)}</span></div>")
+    prov = provenance({"method": outcome.method, "settings": outcome.settings})
+    parts.append(f"<h2>Versions</h2><pre>{html.escape(json.dumps(prov, indent=1))}</pre>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Erasure report"
+            f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def comparison_html(comparison: dict) -> str:
+    header = ["metric"] + list(comparison["models"])
+    rows = [[metric] + [f"{comparison['models'][m].get(metric, float('nan')):.2f}"
+                        for m in comparison["models"]] for metric in comparison["metrics"]]
+    return _table(header, rows)

@@ -1,0 +1,167 @@
+"""Forget tab: pick training pairs or upload one, choose a method, run it, and see the
+anchors and the per-pair evidence before and after."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from mmu_core import erasure, unlearn
+from mmu_core.inputs import InputError, read_user_image
+from mmu_core.report import evidence_header, evidence_rows
+from mmu_core.scoring import score_pair
+
+from .engine import Engine, gpu, model_choices, user_errors
+
+
+def _choice(p) -> tuple[str, str]:
+    return (f"{p.pair_id}: {p.text[:60]}", p.pair_id)
+
+
+def _status(out: erasure.Outcome) -> str:
+    b, a = out.before, out.after
+    taught = " (taught first: it was not in the training data)" if out.taught else ""
+    steps = f", {out.info['steps']} editing steps" if "steps" in out.info else ""
+    return (f"**Forgot {len(out.forget)} pair(s) with `{out.method}`{taught}** in "
+            f"{out.seconds['total']:.1f} s{steps}. Mean match {b.mean('match'):.3f} → "
+            f"{a.mean('match'):.3f}; membership probability {b.mean('member'):.3f} → "
+            f"{a.mean('member'):.3f}; mean rank of the own text {b.mean('rank'):.0f} → "
+            f"{a.mean('rank'):.0f} of {b.rows[0]['of']}. Open **Inspect** for what changed "
+            f"around them, **Compare** for Retrain.")
+
+
+def create_forget_tab(engine: Engine, key: gr.State):
+    with gr.Row():
+        scenario = gr.Radio(["privacy", "copyright"], value="privacy", label="Training data",
+                            info="privacy: fictitious people's profiles; copyright: scenes")
+        model_id = gr.Dropdown(model_choices(), value="embedded", allow_custom_value=True,
+                               label="Model", info="embedded runs on the CPU")
+        method = gr.Dropdown(unlearn.names(), value="ours", label="Method",
+                             info="ours = MVI anchors + contrastive semantic editing")
+    gallery = gr.Gallery(label="Training pairs (click to add to the forget set)", columns=8,
+                         height=250, allow_preview=False)
+    # custom values allowed: any training pair id can be named, not only the gallery's
+    chosen = gr.Dropdown([_choice(p) for p in engine.gallery("privacy")], value=[],
+                         multiselect=True, allow_custom_value=True,
+                         label="Forget set: training pairs")
+    with gr.Row():
+        with gr.Column():
+            upload = gr.File(label="…or upload an image (PNG/JPEG, up to 5 MB)",
+                             file_types=["image"], type="filepath", height=90,
+                             elem_id="upload")
+            preview = gr.Image(label="Uploaded image", type="filepath", interactive=False,
+                               height=160)
+        with gr.Column():
+            text = gr.Textbox(label="Text of the uploaded pair", lines=2, max_length=500,
+                              elem_id="upload-text",
+                              placeholder="e.g. mira solberg is a baker from oslo.")
+            with gr.Accordion("Settings", open=False):
+                seed = gr.Number(0, precision=0, label="Seed")
+                steps = gr.Slider(10, 300, value=80, step=10, label="ours: max editing steps")
+                n_anchor = gr.Slider(1, 4, value=1, step=1, label="ours: N_R1 = N_R2")
+            with gr.Row():
+                score_btn = gr.Button("Score the uploaded pair", elem_id="score")
+                run = gr.Button("Forget", variant="primary", elem_id="forget")
+            teach = gr.Button("Teach it first, then forget", visible=False, elem_id="teach")
+    status = gr.Markdown(elem_id="forget-status")
+    anchors_img = gr.Gallery(label="R_1: anchor images from MVI", columns=6, height=170,
+                             allow_preview=False)
+    anchors_txt = gr.Markdown()
+    table = gr.Dataframe(label="Each forgetting pair before → after (rank of its own text; "
+                               "1 = best)", interactive=False, wrap=True)
+
+    def show_gallery(name):
+        return ([(engine.image_file(p), p.text) for p in engine.gallery(name)],
+                gr.update(choices=[_choice(p) for p in engine.gallery(name)], value=[]))
+
+    def add_pick(name, current, evt: gr.SelectData):
+        pid = engine.gallery(name)[evt.index].pair_id
+        return gr.update(value=sorted(set(current or []) | {pid}))
+
+    @user_errors
+    def show_upload(path):
+        if path is None:
+            return None
+        read_user_image(path)
+        return path
+
+    @user_errors
+    def score(path, txt, name, model):
+        s = score_pair(engine.model(name, model), path, txt)
+        note = (f" {s['unknown_words']} word(s) are unknown to this model's vocabulary."
+                if s["unknown_words"] else "")
+        return (f"**Match probability (ITM): {s['itm_match_probability']:.3f}** · "
+                f"ITC cosine similarity: {s['itc_cosine']:.3f}.{note}")
+
+    def _pairs(name, model, ids, path, txt):
+        sc = engine.scenarios[name]
+        by_id = {p.pair_id: p for p in sc.train}
+        unknown = [i for i in ids or [] if i not in by_id]
+        if unknown:
+            raise InputError(f"Not in the {name} training data: {', '.join(unknown[:3])}.")
+        pairs = [by_id[i] for i in ids or []]
+        if path is not None or (txt or "").strip():
+            if path is None:
+                raise InputError("The text is filled in but no image is uploaded.")
+            pairs.append(erasure.uploaded_pair(path, txt, engine.model(name, model)))
+        if not pairs:
+            raise InputError("Pick training pairs in the gallery or upload an image with its "
+                             "text.")
+        return pairs
+
+    def _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, teach_first,
+             progress):
+        progress(0, desc="preparing")
+        pairs = _pairs(name, model, ids, path, txt)
+        settings = ({"max_steps": int(n_steps), "n_images": int(n_r), "n_texts": int(n_r)}
+                    if meth == "ours" else {})
+        bb = engine.model(name, model)
+        extras = {}
+        if meth == "ours":
+            extras["captioner"], extras["painter"] = engine.generators()
+        try:
+            out = erasure.forget(bb, engine.scenarios[name], name, pairs, meth, settings,
+                                 teach_first=teach_first, seed=int(sd or 0), **extras)
+        except erasure.NotLearnedError as err:
+            before = erasure.evidence(bb, erasure.with_pairs(engine.scenarios[name],
+                                                             err.pairs), err.pairs)
+            msg = (f"**Nothing to forget yet.** {err} Right now the model gives this pair a "
+                   f"match of {before.mean('match'):.3f} and a membership probability of "
+                   f"{before.mean('member'):.3f}.")
+            return (old_key, msg, gr.update(visible=True), None, "", None)
+        engine.store.drop(old_key)  # one result per visitor: free the previous model
+        new_key = engine.store.put({"outcome": out, "model_id": model, "views": None,
+                                    "comparison": None})
+        imgs = [(im, a.texts[0]) for a in out.anchors[:12] for im in a.images]
+        txt_md = ("**R_2: anchor texts from MVI**\n\n" + "\n".join(
+            f"- *{a.text}* → " + " | ".join(a.texts) for a in out.anchors[:12])
+                  if out.anchors else f"`{meth}` uses no anchors (only ours builds R_1/R_2).")
+        df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
+        return (new_key, _status(out), gr.update(visible=False), imgs, txt_md, df)
+
+    @gpu
+    @user_errors
+    def forget(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key,
+               progress=gr.Progress(track_tqdm=True)):
+        return _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, False,
+                    progress)
+
+    @gpu
+    @user_errors
+    def teach_then_forget(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key,
+                          progress=gr.Progress(track_tqdm=True)):
+        return _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, True,
+                    progress)
+
+    inputs = [scenario, model_id, method, chosen, upload, text, seed, steps, n_anchor, key]
+    outputs = [key, status, teach, anchors_img, anchors_txt, table]
+    scenario.change(show_gallery, scenario, [gallery, chosen], api_name="gallery")
+    gallery.select(add_pick, [scenario, chosen], chosen, api_name=False)
+    upload.upload(show_upload, upload, preview, api_name="upload")
+    upload.clear(lambda: None, None, preview, api_name=False)
+    score_btn.click(score, [upload, text, scenario, model_id], status, api_name="score",
+                    concurrency_id="model")
+    run.click(forget, inputs, outputs, api_name="forget", concurrency_id="model")
+    teach.click(teach_then_forget, inputs, outputs, api_name="teach_then_forget",
+                concurrency_id="model")
+    return show_gallery, scenario, [gallery, chosen]

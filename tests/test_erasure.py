@@ -1,0 +1,182 @@
+"""The app's engine without the app: a person's forget request, uploads and teaching, the
+inspection views, the session store and the erasure report."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmu_core import analysis, erasure
+from mmu_core.data.loaders import open_image
+from mmu_core.inputs import InputError
+from mmu_core.sessions import Expired, SessionStore
+
+
+@pytest.fixture(scope="module")
+def privacy(world):
+    from mmu_core.backbone import load_backbone
+    from mmu_core.scenarios import load_scenario
+
+    return load_backbone("embedded:privacy"), load_scenario(world, "privacy")
+
+
+@pytest.fixture(scope="module")
+def generators():
+    from mmu_core.generators.factory import load_captioner, load_painter
+
+    return load_captioner(), load_painter()
+
+
+def _state(bb):
+    return {k: v.clone() for k, v in bb.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def forgotten(privacy, generators):
+    """One training pair forgotten with ours (the shipped MVI fit: no fitting here)."""
+    bb, sc = privacy
+    before = _state(bb)
+    out = erasure.forget(bb, sc, "privacy", [sc.train[0]], "ours", captioner=generators[0],
+                         painter=generators[1])
+    assert all(torch.equal(before[k], v) for k, v in bb.state_dict().items())
+    return out
+
+
+@pytest.mark.parametrize("name", ["privacy", "copyright"])
+def test_shipped_mvi_fits_match_the_embedded_scenarios(world, generators, name):
+    """A stale shipped fit would silently cost every fresh install a 15 s fit."""
+    from mmu_core import mvi as M
+    from mmu_core.scenarios import load_scenario
+
+    cfg = M.MVIConfig(seed=0)
+    pairs = M.fit_pairs(load_scenario(world, name).train, cfg.max_fit_pairs, 0)
+    key = M.cache_key(*generators, pairs, cfg)
+    assert (M.SHIPPED / key / "model.safetensors").is_file()
+
+
+def test_forgetting_a_training_pair_lowers_its_evidence(forgotten):
+    b, a = forgotten.before.rows[0], forgotten.after.rows[0]
+    assert b["match"] > 0.5 and b["rank"] <= 3 and b["member"] > 0.5
+    assert a["match"] < b["match"] / 2 and a["rank"] > b["rank"] and a["member"] < b["member"]
+    assert not forgotten.taught and forgotten.info["mvi_cache_hit"]
+    # ours leaves its anchors for inspection: one R_1 image and one R_2 text per pair
+    (anchor,) = forgotten.anchors
+    assert len(anchor.images) == 1 and isinstance(anchor.texts[0], str) and anchor.texts[0]
+
+
+def test_uploaded_pair_must_be_taught_before_it_can_be_forgotten(privacy):
+    bb, sc = privacy
+    pair = erasure.uploaded_pair(open_image(sc.unseen[3]), "mira solberg is a baker from oslo.",
+                                 bb)
+    assert pair.pair_id.startswith(erasure.UPLOAD_PREFIX)
+    with pytest.raises(erasure.NotLearnedError, match="nothing to forget"):
+        erasure.forget(bb, sc, "privacy", [pair], "ga")
+    out = erasure.forget(bb, sc, "privacy", [pair], "ga", teach_first=True)
+    assert out.taught and out.shipped is bb and out.original is not bb
+    shipped = erasure.evidence(bb, out.scenario_data, [pair]).rows[0]
+    taught = out.before.rows[0]
+    # teaching made the model learn it; the shipped model never did
+    assert taught["match"] > 0.5 > shipped["match"]
+    assert taught["member"] > shipped["member"]
+    assert out.after.rows[0]["match"] < taught["match"]
+    ref, how = erasure.retrain_reference(out)
+    assert ref is bb and "never saw" in how["how"]
+
+
+@pytest.mark.parametrize("image, text, message", [
+    (None, "a text", "upload an image"),
+    ("corrupt", "a text", "not a readable image"),
+    ("ok", "  ", "empty"),
+    ("ok", "x" * 600, "limit is 500"),
+    ("bomb", "a text", "too many pixels"),
+])
+def test_bad_uploads_are_refused_plainly(privacy, tmp_path, image, text, message):
+    bb, sc = privacy
+    if image == "corrupt":
+        image = str(tmp_path / "broken.png")
+        open(image, "wb").write(b"\x89PNG\r\n\x1a\n" + b"0" * 50)
+    elif image == "ok":
+        image = open_image(sc.unseen[0])
+    elif image == "bomb":  # a tiny file that decodes to 64 megapixels
+        image = str(tmp_path / "bomb.png")
+        Image.new("1", (8000, 8000)).save(image)
+        assert os.path.getsize(image) < 100_000
+    with pytest.raises(InputError, match=message):
+        erasure.uploaded_pair(image, text, bb)
+
+
+def test_empty_request_and_unknown_method_are_refused(privacy):
+    bb, sc = privacy
+    with pytest.raises(InputError, match="at least one pair"):
+        erasure.forget(bb, sc, "privacy", [])
+    with pytest.raises(InputError, match="Unknown method"):
+        erasure.forget(bb, sc, "privacy", [sc.train[0]], "nope")
+
+
+def test_views_show_the_erasure(forgotten, generators):
+    from mmu_core.inspection import build_views
+
+    views = build_views(forgotten, *generators, projections=("tsne",), neighbours=3)
+    before, after = (np.array(t.z) for t in views.matrix.data)
+    assert before.shape == (4, 4)
+    assert after[0, 0] < before[0, 0] / 2  # the forgetting pair's own cell drops
+    points = views.maps["tsne"].data
+    assert sum(len(t.x) for t in points) == 2 * 2 * (1 + 150)  # images + texts, 2 panels
+    assert views.word_table["largest"] and views.probe_table["U'_1"]["accuracy"] > 50
+    (text, cam_before, cam_after), = views.cams
+    assert cam_before.size == cam_after.size and text == forgotten.forget[0].text
+    assert np.asarray(cam_before).std() > 0
+
+
+def test_gradcam_maps_the_image_patches(privacy):
+    from mmu_core.gradcam import itm_gradcam
+
+    bb, sc = privacy
+    pair = sc.train[0]
+    cam = itm_gradcam(bb, open_image(pair), pair.text, layer=0)
+    side = bb.model.config.vision_config.image_size // bb.model.config.vision_config.patch_size
+    assert cam.shape == (side, side) and (cam >= 0).all() and cam.max() > 0
+    with pytest.raises(ValueError, match="out of range"):
+        itm_gradcam(bb, open_image(pair), pair.text, layer=99)
+
+
+def test_semantic_map_projections(privacy):
+    bb, sc = privacy
+    for method in ("tsne", "umap"):
+        m = analysis.semantic_map(bb, sc.train[:2], sc.train[10:40], method)
+        assert m["xy"].shape == (64, 2) and sum(m["forgetting"]) == 4
+    with pytest.raises(ValueError, match="unknown projection"):
+        analysis.semantic_map(bb, sc.train[:2], sc.train[10:40], "pca")
+
+
+def test_report_is_self_contained(forgotten, generators):
+    from mmu_core.inspection import build_views
+    from mmu_core.report import erasure_report
+
+    views = build_views(forgotten, *generators, projections=("tsne",), neighbours=2)
+    html = erasure_report(forgotten, views)
+    assert html.startswith("<!doctype html>") and forgotten.forget[0].text in html
+    assert html.count("data:image/png;base64,") >= 4  # the pair, R_1, two Grad-CAMs
+    # no file or script fetched from elsewhere: plotly.js is inlined once
+    assert not re.search(r'<script[^>]+src=', html) and not re.search(r'<img[^>]+src="http', html)
+    assert html.count("plotly.js v") <= 2
+    assert "membership prob. before" in html and "&quot;torch&quot;" in html
+
+
+def test_session_store_expires_and_evicts():
+    now = [0.0]
+    store = SessionStore(ttl_s=10, max_items=2, clock=lambda: now[0])
+    a = store.put("model a")
+    b = store.put("model b")
+    assert store.get(a) == "model a"
+    c = store.put("model c")  # full: the oldest goes
+    with pytest.raises(Expired):
+        store.get(a)
+    now[0] = 11
+    with pytest.raises(Expired, match="expired"):
+        store.get(b)
+    assert len(store) == 0 and c
+    store.drop("never there")
