@@ -169,6 +169,16 @@ def _cmd_forget(a) -> None:
     print(f"{a.method}: {info['seconds']} s; model and forget_result.json in {out}")
 
 
+def _cmd_bench_app(a) -> None:
+    from .app_bench import app_benchmark
+
+    text = json.dumps(app_benchmark(requests=a.requests, method=a.method), indent=1)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text)
+    print(text)
+
+
 def _cmd_bench_unlearning(a) -> None:
     from .unlearning_bench import run_preset
 
@@ -297,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     bu.add_argument("--tables-only", action="store_true",
                     help="compute nothing: tables from the cells already there")
     bu.set_defaults(func=_cmd_bench_unlearning)
+    ba = bsub.add_parser("app", help="the app: start to first interactive page, and forget "
+                         "requests of one pair end to end through its API")
+    ba.add_argument("--requests", type=int, default=3)
+    ba.add_argument("--method", default="ours")
+    ba.add_argument("--out", default=None)
+    ba.set_defaults(func=_cmd_bench_app)
 
     tb = sub.add_parser("table", help="Markdown table of evaluation results")
     tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")

@@ -22,18 +22,19 @@ def matching_heatmaps(before: np.ndarray, after: np.ndarray, labels: list[str],
                       forgetting: list[bool]) -> go.Figure:
     """Image x text ITM match probability before and after, forgetting pairs starred."""
     names = [("★ " if f else "") + _short(t) for t, f in zip(labels, forgetting)]
-    fig = make_subplots(1, 2, subplot_titles=BEFORE_AFTER, horizontal_spacing=0.12)
+    fig = make_subplots(1, 2, subplot_titles=BEFORE_AFTER, horizontal_spacing=0.04)
     for col, m in enumerate((before, after), start=1):
         fig.add_trace(go.Heatmap(
             z=m, x=list(range(len(names))), y=list(range(len(names))), zmin=0, zmax=1,
             colorscale="Viridis", showscale=col == 2,
-            text=np.round(m, 2), texttemplate="%{text}", customdata=[
+            text=np.round(m, 2), texttemplate="%{text}", textfont=dict(size=12), customdata=[
                 [[names[r], names[c]] for c in range(len(names))] for r in range(len(names))],
             hovertemplate="image: %{customdata[0]}<br>text: %{customdata[1]}"
                           "<br>match %{z:.3f}<extra></extra>"), 1, col)
     ticks = dict(tickmode="array", tickvals=list(range(len(names))), ticktext=names)
     fig.update_xaxes(title_text="text", tickangle=45, **ticks)
     fig.update_yaxes(title_text="image", autorange="reversed", **ticks)
+    fig.update_yaxes(showticklabels=False, title_text="", row=1, col=2)  # same rows as left
     fig.update_layout(height=420 + 12 * len(names), margin=dict(t=40, b=10),
                       title="ITM match probability (★ = forgetting pair)")
     return fig

@@ -37,8 +37,11 @@ def word_shifts(before, after, pairs: list[Pair], top: int = 15, min_count: int 
             shifts[w].append(sa[w] - sb[w])
     mean = {w: sum(v) / len(v) for w, v in shifts.items()}
     count = {w: len(v) for w, v in shifts.items()}
+    # with few words (one short pair) the two lists would overlap: split them instead
+    top = min(top, max(1, len(mean) // 2))
     largest = sorted(mean, key=lambda w: mean[w])[:top]
-    steady = sorted((w for w in mean if count[w] >= min_count), key=lambda w: abs(mean[w]))[:top]
+    steady = sorted((w for w in mean if count[w] >= min_count and w not in largest),
+                    key=lambda w: abs(mean[w]))[:top]
     return {"largest": [[w, round(mean[w], 3), count[w]] for w in largest],
             "near_zero": [[w, round(mean[w], 5), count[w]] for w in steady],
             "pairs": len(pairs), "words": len(mean)}

@@ -9,7 +9,7 @@ import threading
 
 import gradio as gr
 
-from mmu_core.backbone import EMBEDDED, UnknownModelError, load_backbone
+from mmu_core.backbone import UnknownModelError, load_backbone
 from mmu_core.data.generate import default_world
 from mmu_core.data.loaders import DataError, open_image
 from mmu_core.inputs import InputError
@@ -107,7 +107,7 @@ class Engine:
     def describe(self) -> str:
         where = "a GPU" if has_gpu() else "the CPU"
         return (f"Running **{self.default_model}** on {where}. The embedded default is a small "
-                f"BLIP (`BlipForImageTextRetrieval`, models {', '.join(sorted(EMBEDDED))}) "
+                f"BLIP (`BlipForImageTextRetrieval`, one per scenario) "
                 f"trained by this project on its own procedural world of fictitious people "
                 f"and coloured-shape scenes; its generators are a small BLIP-2 and a small "
                 f"Stable Diffusion of the same classes."

@@ -16,7 +16,7 @@ def create_inspect_tab(engine: Engine, key: gr.State):
     show = gr.Button("Show what was erased", variant="primary", elem_id="inspect")
     matrix = gr.Plot(label="Matching scores before / after", elem_id="matrix")
     cams = gr.Gallery(label="Grad-CAM on the ITM cross-attention (each pair: before, after)",
-                      columns=4, height=260, allow_preview=True)
+                      columns=8, height=200, object_fit="contain", allow_preview=True)
     with gr.Row():
         tsne = gr.Plot(label="Semantic space, t-SNE")
         umap = gr.Plot(label="Semantic space, UMAP")

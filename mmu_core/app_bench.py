@@ -1,0 +1,101 @@
+"""Benchmark of the app as a visitor meets it (`python -m mmu_core bench app`): from
+starting `python app.py` to the first interactive page, and forget requests of one pair
+end to end through the app's own API. gradio and gradio_client are imported only here,
+when the benchmark runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, proc, timeout: float = 180.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+def _browser_ready(url: str) -> float | None:
+    """Seconds until a real browser shows the gallery (None without chromium)."""
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        return None
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page()
+        start = time.perf_counter()
+        page.goto(url)
+        page.locator("button[aria-label*='Thumbnail'], .thumbnail-item").first.wait_for(
+            timeout=120_000)
+        seconds = time.perf_counter() - start
+        browser.close()
+    return seconds
+
+
+def app_benchmark(requests: int = 3, method: str = "ours") -> dict:
+    from gradio_client import Client
+
+    from .data.generate import default_world
+    from .provenance import provenance
+    from .scenarios import load_scenario
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(url + "config", proc)
+        served = time.perf_counter() - start
+        in_browser = _browser_ready(url)
+        interactive = served + in_browser if in_browser is not None else None
+        client = Client(url, verbose=False)
+        pairs = load_scenario(default_world(), "privacy").train
+        times = []
+        for i in range(requests):  # a different pair each time; the first includes
+            pid = pairs[97 * i].pair_id  # loading the generators
+            t0 = time.perf_counter()
+            status, *_ = client.predict("privacy", "embedded", method, [pid], None, "", 0, 80,
+                                        1, api_name="/forget")
+            times.append(round(time.perf_counter() - t0, 2))
+            if "Forgot 1 pair" not in status:
+                raise RuntimeError(f"forget request failed: {status}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {
+        "start_to_page_served_s": round(served, 2),
+        "start_to_interactive_page_s": None if interactive is None else round(interactive, 2),
+        "page_measured_with": "chromium (gallery shown)" if interactive else "HTTP only",
+        "forget_one_pair_s": times, "forget_first_s": times[0],
+        "forget_warm_median_s": statistics.median(times[1:]) if len(times) > 1 else None,
+        "method": method, "targets": {"interactive_page_s": 10, "forget_one_pair_s": 15},
+        "provenance": provenance({"requests": requests, "method": method}),
+    }

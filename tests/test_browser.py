@@ -1,0 +1,78 @@
+"""The app in a real browser (Debian's chromium driven by Playwright): upload a pair, be
+told it was never learned, teach then forget it, inspect the plots, and keep screenshots
+(in $MMU_SCREENSHOTS, else the test's temp folder) for a person to look at."""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TEXT = "mira solberg is a baker from oslo."
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    import app
+
+    demo = app.create_demo()
+    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def test_upload_teach_forget_and_inspect_in_a_browser(page, world, tmp_path):
+    from mmu_core.data.loaders import open_image
+    from mmu_core.scenarios import load_scenario
+
+    shots = Path(os.environ.get("MMU_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    face = tmp_path / "face.png"
+    open_image(load_scenario(world, "privacy").unseen[3]).save(face)
+
+    page.get_by_text("Training pairs (click to add to the forget set)").wait_for()
+    page.locator("#upload input[type=file]").set_input_files(str(face))
+    page.locator("#upload-text textarea").fill(TEXT)
+    page.locator("#forget").click()
+    status = page.locator("#forget-status")
+    status.get_by_text("Nothing to forget yet").wait_for()
+    page.locator("#teach").click()
+    status.get_by_text("Forgot 1 pair(s)").wait_for()
+    assert "taught first" in status.inner_text()
+    page.get_by_text("R_2: anchor texts from MVI").wait_for()
+    page.screenshot(path=str(shots / "forget.png"), full_page=True)
+
+    page.get_by_role("tab", name="Inspect").click()
+    page.locator("#inspect").click()
+    plots = page.locator(".js-plotly-plot")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5",
+                           timeout=120_000)
+    assert plots.count() >= 5
+    page.screenshot(path=str(shots / "inspect.png"), full_page=True)
+
+    page.get_by_role("tab", name="Compare & report").click()
+    page.locator("#report").click()
+    page.get_by_text(".html").first.wait_for()
+    page.screenshot(path=str(shots / "report.png"), full_page=True)
