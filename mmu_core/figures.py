@@ -27,7 +27,7 @@ def matching_heatmaps(before: np.ndarray, after: np.ndarray, labels: list[str],
         fig.add_trace(go.Heatmap(
             z=m, x=list(range(len(names))), y=list(range(len(names))), zmin=0, zmax=1,
             colorscale="Viridis", showscale=col == 2,
-            text=np.round(m, 2), texttemplate="%{text}", textfont=dict(size=12), customdata=[
+            texttemplate="%{z:.2f}", textfont=dict(size=12), customdata=[
                 [[names[r], names[c]] for c in range(len(names))] for r in range(len(names))],
             hovertemplate="image: %{customdata[0]}<br>text: %{customdata[1]}"
                           "<br>match %{z:.3f}<extra></extra>"), 1, col)
@@ -70,12 +70,16 @@ def word_shift_bars(shifts: dict) -> go.Figure:
     fig = make_subplots(1, 2, subplot_titles=("largest drops", "near zero"))
     for col, key in enumerate(("largest", "near_zero"), start=1):
         rows = shifts[key]
-        fig.add_trace(go.Bar(x=[r[1] for r in rows], y=[r[0] for r in rows],
-                             orientation="h", showlegend=False,
+        words = [r[0] for r in rows]
+        fig.add_trace(go.Bar(x=[r[1] for r in rows], y=words, orientation="h",
+                             showlegend=False,
                              marker_color="#d62728" if col == 1 else "#7f7f7f"), 1, col)
-        fig.update_yaxes(autorange="reversed", row=1, col=col)
+        # every word labelled (plotly otherwise thins crowded tick labels)
+        fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=words,
+                         ticktext=words, row=1, col=col)
     fig.update_xaxes(title_text="shift of match probability (points)")
-    fig.update_layout(height=80 + 22 * max(len(shifts["largest"]), 1), margin=dict(t=40))
+    n = max(len(shifts["largest"]), len(shifts["near_zero"]), 1)
+    fig.update_layout(height=160 + 26 * n, margin=dict(t=40))
     return fig
 
 

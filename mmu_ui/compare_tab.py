@@ -17,6 +17,8 @@ from .engine import Engine, gpu, user_errors
 
 TABLES = Path(__file__).resolve().parent.parent / "docs" / "results" / "bench" / "paper" / "tables.md"
 
+COLUMNS = ["model", "text", "ITM match", "ITC cosine", "rank", "membership prob."]
+
 
 def benchmark_tables() -> str:
     if not TABLES.is_file():
@@ -35,8 +37,8 @@ def create_compare_tab(engine: Engine, key: gr.State):
         epochs = gr.Slider(1, 80, value=80, step=1, label="Retrain epochs (capped at the "
                            "scenario's recipe)")
         run = gr.Button("Retrain and compare", variant="primary", elem_id="compare")
-    pairs = gr.Dataframe(label="The forgetting pairs under each model", interactive=False,
-                         wrap=True)
+    pairs = gr.Dataframe(headers=COLUMNS, label="The forgetting pairs under each model",
+                         interactive=False, wrap=True)
     metrics = gr.Markdown()
     with gr.Row():
         report_btn = gr.Button("Build the erasure report (HTML)", elem_id="report")
@@ -62,8 +64,7 @@ def create_compare_tab(engine: Engine, key: gr.State):
         for model, ev in cmp["evidence"].items():
             rows += [[model, r["text"], round(r["match"], 3), round(r["itc"], 3), r["rank"],
                       round(r["member"], 3)] for r in ev]
-        df = pd.DataFrame(rows, columns=["model", "text", "ITM match", "ITC cosine", "rank",
-                                         "membership prob."])
+        df = pd.DataFrame(rows, columns=COLUMNS)
         md = (f"Retrain reference: {cmp['retrain']}. Values (|delta| to Retrain):\n\n"
               + cmp["table_md"])
         return df, md

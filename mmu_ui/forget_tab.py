@@ -65,9 +65,10 @@ def create_forget_tab(engine: Engine, key: gr.State):
             teach = gr.Button("Teach it first, then forget", visible=False, elem_id="teach")
     status = gr.Markdown(elem_id="forget-status")
     anchors_img = gr.Gallery(label="R_1: anchor images from MVI", columns=8, height=180,
-                             object_fit="contain", allow_preview=False)
+                             object_fit="contain", fit_columns=False,
+                             allow_preview=False)
     anchors_txt = gr.Markdown()
-    table = gr.Dataframe(label="Each forgetting pair before → after (rank of its own text; "
+    table = gr.Dataframe(headers=evidence_header(), label="Each forgetting pair before → after (rank of its own text; "
                                "1 = best)", interactive=False, wrap=True)
 
     def show_gallery(name):

@@ -16,12 +16,14 @@ def create_inspect_tab(engine: Engine, key: gr.State):
     show = gr.Button("Show what was erased", variant="primary", elem_id="inspect")
     matrix = gr.Plot(label="Matching scores before / after", elem_id="matrix")
     cams = gr.Gallery(label="Grad-CAM on the ITM cross-attention (each pair: before, after)",
-                      columns=8, height=200, object_fit="contain", allow_preview=True)
+                      columns=8, height=200, object_fit="contain", fit_columns=False,
+                      allow_preview=True)
     with gr.Row():
         tsne = gr.Plot(label="Semantic space, t-SNE")
         umap = gr.Plot(label="Semantic space, UMAP")
     words = gr.Plot(label="Per-word matching-score shifts (Table 9)")
-    word_table = gr.Dataframe(label="Per-word shifts (percentage points)", interactive=False)
+    word_table = gr.Dataframe(headers=["kind", "word", "shift", "pairs"],
+                              label="Per-word shifts (percentage points)", interactive=False)
     probe = gr.Plot(label="Modality probe (Table 5)")
     probe_note = gr.Markdown()
 
