@@ -73,7 +73,8 @@ def teach(original: Backbone, sc: Scenario, pairs: list[Pair], steps: int = 30,
     for _ in range(steps):
         batch = list(pairs) + sample(pool, retain_per_step, gen)
         pix, ids, mask = tensors(bb, batch)
-        loss = sum(itc_itm_loss(bb, pix, ids, mask, group_ids(batch), gen).values())
+        loss = sum(itc_itm_loss(bb, pix, ids, mask, group_ids(batch).to(bb.device),
+                                gen).values())
         step(opt, loss, bb.parameters())
     return bb.eval()
 

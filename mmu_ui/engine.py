@@ -17,6 +17,10 @@ from mmu_core.scenarios import load_scenario
 from mmu_core.sessions import Expired, SessionStore
 
 MODEL_ID = os.environ.get("MMU_MODEL", "embedded")
+# MVI's frozen generators: embedded unless set, e.g. MMU_CAPTIONER=Salesforce/blip2-opt-2.7b
+# and MMU_PAINTER=stable-diffusion-v1-5/stable-diffusion-v1-5 on a GPU Space
+CAPTIONER_ID = os.environ.get("MMU_CAPTIONER", "embedded")
+PAINTER_ID = os.environ.get("MMU_PAINTER", "embedded")
 # real checkpoints offered when a GPU is present (the embedded default always is)
 GPU_MODELS = ("Salesforce/blip-itm-base-coco", "Salesforce/blip-itm-large-coco")
 RESULT_TTL_S = 30 * 60
@@ -88,8 +92,8 @@ class Engine:
 
         with self._lock:
             if self._generators is None:
-                self._generators = (load_captioner(device=self.device()),
-                                    load_painter(device=self.device()))
+                self._generators = (load_captioner(CAPTIONER_ID, device=self.device()),
+                                    load_painter(PAINTER_ID, device=self.device()))
             return self._generators
 
     def gallery(self, scenario: str) -> list:
@@ -109,6 +113,7 @@ class Engine:
         return (f"Running **{self.default_model}** on {where}. The embedded default is a small "
                 f"BLIP (`BlipForImageTextRetrieval`, one per scenario) "
                 f"trained by this project on its own procedural world of fictitious people "
-                f"and coloured-shape scenes; its generators are a small BLIP-2 and a small "
-                f"Stable Diffusion of the same classes."
+                f"and coloured-shape scenes. MVI's generators: image-to-text "
+                f"**{CAPTIONER_ID}**, text-to-image **{PAINTER_ID}** (embedded: a small BLIP-2 "
+                f"and a small Stable Diffusion of the real classes)."
                 + ("" if has_gpu() else " Real checkpoints are offered when a GPU is present."))
