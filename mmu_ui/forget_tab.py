@@ -56,7 +56,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
                               elem_id="upload-text",
                               placeholder="e.g. mira solberg is a baker from oslo.")
             with gr.Accordion("Settings", open=False):
-                seed = gr.Number(0, precision=0, label="Seed")
+                seed = gr.Number(0, precision=0, label="Seed", info="0 reuses the shipped "
+                                 "MVI fit; another seed fits MVI anew (~15 s on a CPU)")
                 steps = gr.Slider(10, 300, value=80, step=10, label="ours: max editing steps")
                 n_anchor = gr.Slider(1, 4, value=1, step=1, label="ours: N_R1 = N_R2")
             with gr.Row():
@@ -68,8 +69,9 @@ def create_forget_tab(engine: Engine, key: gr.State):
                              object_fit="contain", fit_columns=False,
                              allow_preview=False)
     anchors_txt = gr.Markdown()
-    table = gr.Dataframe(headers=evidence_header(), label="Each forgetting pair before → after (rank of its own text; "
-                               "1 = best)", interactive=False, wrap=True)
+    table = gr.Dataframe(headers=evidence_header(), interactive=False, wrap=True,
+                         label="Each forgetting pair before → after (rank of its own text; "
+                               "1 = best)")
 
     def show_gallery(name):
         return ([(engine.image_file(p), p.text) for p in engine.gallery(name)],
@@ -157,6 +159,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
     inputs = [scenario, model_id, method, chosen, upload, text, seed, steps, n_anchor, key]
     outputs = [key, status, teach, anchors_img, anchors_txt, table]
     scenario.change(show_gallery, scenario, [gallery, chosen], api_name="gallery")
+    # page-only events (a click in the gallery, clearing the upload, the page load) are
+    # not API endpoints: /gallery and the forget set's ids cover them for a client
     gallery.select(add_pick, [scenario, chosen], chosen, api_name=False)
     upload.upload(show_upload, upload, preview, api_name="upload")
     upload.clear(lambda: None, None, preview, api_name=False)
