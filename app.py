@@ -7,6 +7,7 @@ session state, so one visitor's forgetting never shows up for another.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import gradio as gr
@@ -37,11 +38,20 @@ def create_demo(engine: Engine | None = None) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, **kw):
+def _warm_up(engine: Engine) -> None:
+    """Off the request path: UMAP's first fit compiles (~20 s); MVI's generators load."""
     from mmu_core.analysis import warm_up_umap
 
-    # UMAP's first fit compiles (~20 s): do it beside the page, not in a request
-    threading.Thread(target=warm_up_umap, daemon=True).start()
+    try:  # lowest CPU priority for this thread only (Linux): pages and requests go first
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+    warm_up_umap()
+    engine.generators()
+
+
+def launch(demo: gr.Blocks, **kw):
+    threading.Thread(target=_warm_up, args=(demo.engine,), daemon=True).start()
     return demo.queue(default_concurrency_limit=1).launch(
         max_file_size=MAX_UPLOAD_BYTES, allowed_paths=[demo.engine.files], **kw)
 
