@@ -180,3 +180,10 @@ def test_session_store_expires_and_evicts():
         store.get(b)
     assert len(store) == 0 and c
     store.drop("never there")
+
+
+def test_retrain_reference_for_training_pairs_retrains_without_them(forgotten):
+    """A training pair's Retrain is trained here (1 epoch keeps the test short)."""
+    model, how = erasure.retrain_reference(forgotten, epochs=1)
+    assert model is not forgotten.shipped and how["epochs"] == 1
+    assert "retrained on D_r for 1 epochs" in how["how"]
