@@ -1,10 +1,11 @@
 """Benchmark of the app as a visitor meets it (`python -m mmu_core bench app`): from
 starting `python app.py` to the first interactive page, and forget requests of one pair
-end to end through the app's own API. gradio and gradio_client are imported only here,
-when the benchmark runs."""
+end to end through the app's own HTTP API (Gradio's `/gradio_api/call/<api_name>`, spoken
+with urllib so the engine imports no gradio package)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import statistics
@@ -57,9 +58,29 @@ def _browser_ready(url: str) -> float | None:
     return seconds
 
 
-def app_benchmark(requests: int = 3, method: str = "ours") -> dict:
-    from gradio_client import Client
+def call_api(url: str, api_name: str, data: list, timeout: float = 300.0) -> list:
+    """One call of a Gradio endpoint over its REST API: POST the inputs, then read the
+    server-sent events until the result (or the error) arrives."""
+    base = f"{url.rstrip('/')}/gradio_api/call/{api_name}"
+    req = urllib.request.Request(base, data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        event_id = json.load(r)["event_id"]
+    event = None
+    with urllib.request.urlopen(f"{base}/{event_id}", timeout=timeout) as r:
+        for raw in r:
+            line = raw.decode().strip()
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = line.split(":", 1)[1].strip()
+                if event == "error":
+                    raise RuntimeError(f"{api_name} failed: {payload}")
+                return json.loads(payload)
+    raise RuntimeError(f"{api_name}: the stream ended without a result")
 
+
+def app_benchmark(requests: int = 3, method: str = "ours") -> dict:
     from .data.generate import default_world
     from .provenance import provenance
     from .scenarios import load_scenario
@@ -76,14 +97,15 @@ def app_benchmark(requests: int = 3, method: str = "ours") -> dict:
         served = time.perf_counter() - start
         in_browser = _browser_ready(url)
         interactive = served + in_browser if in_browser is not None else None
-        client = Client(url, verbose=False)
         pairs = load_scenario(default_world(), "privacy").train
         times = []
         for i in range(requests):  # a different pair each time; the first includes
             pid = pairs[97 * i].pair_id  # loading the generators
             t0 = time.perf_counter()
-            status, *_ = client.predict("privacy", "embedded", method, [pid], None, "", 0, 80,
-                                        1, api_name="/forget")
+            out = call_api(url, "forget", ["privacy", "embedded", method, [pid], None, "", 0,
+                                           80, 1])
+            # the REST reply lists every output, the session's state included (as null)
+            status = next((o for o in out if isinstance(o, str) and "Forgot" in o), str(out))
             times.append(round(time.perf_counter() - t0, 2))
             if "Forgot 1 pair" not in status:
                 raise RuntimeError(f"forget request failed: {status}")
