@@ -45,7 +45,7 @@ def slug(request: Request, batch_size: int = 64, target_ratio: float = 0.5,
     params = dict(bb.named_parameters())
     points = {}
     for n, gf in g_f.items():
-        imp = float(gf.norm() / params[n].norm().clamp(min=1e-12))
+        imp = float(gf.norm() / params[n].detach().norm().clamp(min=1e-12))
         al = float(torch.nn.functional.cosine_similarity(gf.flatten(), g_r[n].flatten(), 0).abs())
         points[n] = (imp, al)
     front = pareto_front(points)
