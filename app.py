@@ -12,7 +12,7 @@ import threading
 
 import gradio as gr
 
-from mmu_core.inputs import MAX_UPLOAD_BYTES
+from mmu_core.data.inputs import MAX_UPLOAD_BYTES
 from mmu_ui.compare_tab import create_compare_tab
 from mmu_ui.engine import RESULT_TTL_S, Engine
 from mmu_ui.forget_tab import create_forget_tab
@@ -40,7 +40,7 @@ def create_demo(engine: Engine | None = None) -> gr.Blocks:
 
 def _warm_up(engine: Engine) -> None:
     """Off the request path: UMAP's first fit compiles (~20 s); MVI's generators load."""
-    from mmu_core.analysis import warm_up_umap
+    from mmu_core.erasure.analysis import warm_up_umap
 
     try:  # lowest CPU priority for this thread only (Linux): pages and requests go first
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)

@@ -1,5 +1,348 @@
+"""Command line: `python -m mmu_core <command> ...` (see `--help` of each command).
+A thin shell: each command parses its arguments and calls one subpackage."""
+
+from __future__ import annotations
+
+import argparse
+import json
 import sys
+from pathlib import Path
 
-from .cli import main
 
-sys.exit(main())
+def _cmd_data_generate(a) -> None:
+    import time
+
+    from mmu_core.data.generate import generate_world
+
+    t = time.time()
+    m = generate_world(a.out, seed=a.seed, size=a.size)
+    print(f"wrote the {a.size} world (seed {a.seed}) to {a.out} in {time.time() - t:.1f} s; "
+          f"fingerprint {m['fingerprint'][:16]}")
+
+
+def _cmd_train(a) -> None:
+    import torch
+
+    from mmu_core.data.scenarios import load_forget_ids, load_scenario
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.backbone import load_backbone
+    from mmu_core.training.recipes import (RECIPES, pretrain_pairs, scenario_inputs, train,
+                                           world_texts)
+
+    torch.set_num_threads(a.threads) if a.threads else None
+    recipe = RECIPES[a.recipe]
+    if a.recipe == "pretrain":
+        if a.init:
+            bb = load_backbone(a.init)
+        else:
+            from mmu_core.models.embedded import new_backbone
+
+            bb = new_backbone(world_texts(a.data), seed=a.seed)
+        pairs, mix, ve = pretrain_pairs(a.data), [], []
+    else:
+        bb = load_backbone(a.init or "embedded:pretrained")
+        sc = load_scenario(a.data, a.recipe)
+        ids = sc.check_forget(load_forget_ids(a.exclude)) if a.exclude else set()
+        pairs, mix, ve = scenario_inputs(sc, recipe, ids)
+    summary = train(bb, recipe, pairs, a.out, mix=mix, ve=ve, seed=a.seed,
+                    resume=not a.no_resume, epochs=a.epochs)
+    summary["provenance"] = provenance({"command": sys.argv, **vars(a)})
+    Path(a.out, "train_summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"saved {a.out} ({summary['train_seconds_this_run']} s)")
+
+
+def _cmd_evaluate(a) -> None:
+    from mmu_core.metrics.evaluate import evaluate_cli
+
+    evaluate_cli(a)
+
+
+def _cmd_compare(a) -> None:
+    from mmu_core.metrics.compare import compare_files
+
+    result = compare_files(a.result, a.retrain)
+    text = json.dumps(result, indent=1)
+    if a.out:
+        Path(a.out).write_text(text)
+    print(text)
+
+
+def _cmd_train_generators(a) -> None:
+    import json as _json
+
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.embedded_generators import new_captioner, new_painter
+    from mmu_core.models.generators import save_captioner, save_painter
+    from mmu_core.training.generators import train_captioner, train_painter
+    from mmu_core.training.recipes import pretrain_pairs
+
+    pairs = pretrain_pairs(a.data)  # generic corpus only: never task data or forget sets
+    texts = [p.text for p in pairs]
+    out = Path(a.out)
+    if a.which in ("captioner", "both"):
+        cap = new_captioner(texts, seed=a.seed)
+        summary = train_captioner(cap, pairs, epochs=a.captioner_epochs, seed=a.seed)
+        save_captioner(cap, out / "blip2-embedded")
+        summary["provenance"] = provenance(vars(a))
+        (out / "blip2-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
+    if a.which in ("painter", "both"):
+        painter = new_painter(texts, seed=a.seed)
+        summary = train_painter(painter, pairs, vae_epochs=a.vae_epochs,
+                                unet_epochs=a.unet_epochs, seed=a.seed)
+        save_painter(painter, out / "sd-embedded")
+        summary["provenance"] = provenance(vars(a))
+        (out / "sd-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
+    if a.which in ("classifier", "both"):
+        from mmu_core.models.image_classifier import train_classifier
+
+        clf, summary = train_classifier(pairs, seed=a.seed)
+        clf.save_pretrained(out / "image-classifier")
+        summary["provenance"] = provenance(vars(a))
+        (out / "image-classifier" / "train_summary.json").write_text(
+            _json.dumps(summary, indent=1))
+
+
+def _mvi_inputs(a):
+    """Generators, scenario and forgetting pairs named on the command line."""
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_forget_ids, load_scenario
+    from mmu_core.models.generators import load_captioner, load_painter
+
+    root = a.data or default_world()
+    sc = load_scenario(root, a.scenario)
+    forget, _ = sc.split(load_forget_ids(a.forget))
+    return load_captioner(a.captioner), load_painter(a.painter), sc, forget
+
+
+def _cmd_anchors(a) -> None:
+    from mmu_core.mvi.anchors import anchors, write_anchors
+    from mmu_core.mvi.fit import fit_or_load
+    from mmu_core.mvi.model import MVIConfig
+
+    captioner, painter, sc, forget = _mvi_inputs(a)
+    config = MVIConfig(seed=a.seed, steps=a.fit_steps)
+    model, summary = fit_or_load(captioner, painter, sc.train, config, cache=not a.no_cache)
+    items = anchors(model, captioner, painter, forget, strategy=a.strategy,
+                    n_images=a.n_images, n_texts=a.n_texts, seed=a.seed, pool=sc.train)
+    index = write_anchors(items, a.out)
+    print(f"MVI {'from the cache' if summary['cache_hit'] else 'fitted'} "
+          f"({summary['cache_key']}); anchors for {len(items)} pairs in {index}")
+
+
+def _cmd_bench(a) -> None:
+    from mmu_core.bench.mvi import mvi_benchmark
+
+    result = mvi_benchmark(data=a.data, forget_size=a.pairs, seed=a.seed,
+                           quality_size=a.quality_size)
+    text = json.dumps(result, indent=1)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text)
+    print(text)
+
+
+def _cmd_forget(a) -> None:
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_forget_ids, load_scenario
+    from mmu_core.metrics.evaluate import evaluate
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.backbone import load_backbone
+    from mmu_core.unlearn import run
+    from mmu_core.unlearn.request import Request
+
+    settings = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    root = a.data or default_world()
+    sc = load_scenario(root, a.scenario)
+    ids = load_forget_ids(a.forget)
+    request = Request.build(load_backbone(a.model or f"embedded:{a.scenario}"), sc, ids,
+                            a.scenario, seed=a.seed)
+    model, info = run(a.method, request, **settings)
+    out = Path(a.out)
+    model.save_pretrained(out)
+    result = {"unlearning": info}
+    if not a.no_eval:
+        result["metrics"] = evaluate(model, sc, ids, seed=a.seed)
+    result["provenance"] = provenance(vars(a))
+    (out / "forget_result.json").write_text(json.dumps(result, indent=1))
+    print(f"{a.method}: {info['seconds']} s; model and forget_result.json in {out}")
+
+
+def _cmd_bench_app(a) -> None:
+    from mmu_core.bench.app import app_benchmark
+
+    text = json.dumps(app_benchmark(requests=a.requests, method=a.method), indent=1)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text)
+    print(text)
+
+
+def _cmd_bench_unlearning(a) -> None:
+    from mmu_core.bench.unlearning import run_preset
+
+    run_preset(a.preset, a.out, data=a.data, tables_only=a.tables_only)
+    print((Path(a.out) / "tables.md").read_text())
+
+
+def _cmd_table(a) -> None:
+    from mmu_core.metrics.compare import headline_table
+
+    named = {}
+    for item in a.results:
+        name, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"error: expected NAME=FILE, got {item!r}")
+        named[name] = json.loads(Path(path).read_text())
+    print(headline_table(named, a.retrain))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mmu_core",
+                                description="Multimodal machine unlearning engine.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="procedural data").add_subparsers(dest="data_cmd",
+                                                                          required=True)
+    g = data.add_parser("generate", help="write the procedural world in real formats")
+    g.add_argument("--out", required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--size", default="default", choices=["default", "tiny"])
+    g.set_defaults(func=_cmd_data_generate)
+
+    t = sub.add_parser("train", help="ITC+ITM training (pretrain / fine-tune / retrain)")
+    t.add_argument("--recipe", required=True, choices=["pretrain", "privacy", "copyright"])
+    t.add_argument("--data", required=True, help="world root (output of data generate)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--init", default=None, help="starting model (default: a new embedded "
+                   "backbone for pretrain, embedded:pretrained otherwise)")
+    t.add_argument("--exclude", default=None, help="forget list: train on D_r only (Retrain)")
+    t.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--no-resume", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of a model on a scenario, as JSON")
+    e.add_argument("--model", default="embedded")
+    e.add_argument("--data", required=True)
+    e.add_argument("--scenario", required=True, choices=["privacy", "copyright"])
+    e.add_argument("--forget", required=True, help="forget list (Df/.../image-<seed>.txt)")
+    e.add_argument("--out", default=None)
+    e.add_argument("--max-pairs", type=int, default=1000,
+                   help="cap on D_r pairs for retrieval (seeded subsample)")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=_cmd_evaluate)
+
+    c = sub.add_parser("compare", help="deltas to Retrain, Avg.G and M_eff/M_rel/M_loc")
+    c.add_argument("--result", required=True)
+    c.add_argument("--retrain", required=True)
+    c.add_argument("--out", default=None)
+    c.set_defaults(func=_cmd_compare)
+    tg = sub.add_parser("train-generators", help="train the embedded BLIP-2 and Stable "
+                        "Diffusion on the generic pretraining corpus")
+    tg.add_argument("--data", required=True)
+    tg.add_argument("--out", required=True, help="folder for blip2-embedded/ and sd-embedded/")
+    tg.add_argument("--which", default="both", choices=["captioner", "painter", "classifier", "both"],
+                    help="both = all three (the classifier serves the IS-style measure)")
+    tg.add_argument("--captioner-epochs", type=int, default=6)
+    tg.add_argument("--vae-epochs", type=int, default=4)
+    tg.add_argument("--unet-epochs", type=int, default=30)
+    tg.add_argument("--seed", type=int, default=0)
+    tg.set_defaults(func=_cmd_train_generators)
+
+    an = sub.add_parser("anchors", help="fit (or reuse) MVI and write anchor samples: R_1 "
+                        "images and R_2 texts for a forget set")
+    an.add_argument("--data", default=None, help="world root (default: the embedded world)")
+    an.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    an.add_argument("--forget", required=True, help="forget list (Df/.../image-<seed>.txt)")
+    an.add_argument("--out", required=True)
+    an.add_argument("--strategy", default="swap",
+                    choices=["swap", "no_swap", "only_u", "only_k", "random"],
+                    help="paper Table 3: swap is the method's own")
+    an.add_argument("--n-images", type=int, default=1, help="N_R1 per forgetting pair")
+    an.add_argument("--n-texts", type=int, default=1, help="N_R2 per forgetting pair")
+    an.add_argument("--captioner", default="embedded", help="'embedded', a folder or a hub "
+                    "id such as Salesforce/blip2-opt-2.7b")
+    an.add_argument("--painter", default="embedded", help="'embedded', a folder or an SD id")
+    an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--fit-steps", type=int, default=150, help="MVI optimisation steps")
+    an.add_argument("--no-cache", action="store_true", help="fit MVI afresh, store nothing")
+    an.set_defaults(func=_cmd_anchors)
+
+    fg = sub.add_parser("forget", help="unlearn a forget set with a method (ours or a "
+                        "baseline); save the model and its metrics")
+    fg.add_argument("--method", default="ours", help="ours, retrain, finetune, ga, badt, "
+                    "multidelete, slug, adv")
+    fg.add_argument("--model", default=None, help="default: embedded:<scenario>")
+    fg.add_argument("--data", default=None, help="world root (default: the embedded world)")
+    fg.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    fg.add_argument("--forget", required=True, help="forget list (Df/.../image-<seed>.txt)")
+    fg.add_argument("--out", required=True)
+    fg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a method setting, e.g. --set max_steps=20 --set g_opt=false")
+    fg.add_argument("--seed", type=int, default=0)
+    fg.add_argument("--no-eval", action="store_true")
+    fg.set_defaults(func=_cmd_forget)
+
+    bn = sub.add_parser("bench", help="benchmarks (measured times and quality, as JSON)")
+    bsub = bn.add_subparsers(dest="bench_cmd", required=True)
+    bm = bsub.add_parser("mvi", help="MVI fit + anchors for a few forgetting pairs; probe "
+                         "and generation quality")
+    bm.add_argument("--data", default=None)
+    bm.add_argument("--pairs", type=int, default=5, choices=[5, 50],
+                    help="privacy forget-set size to time")
+    bm.add_argument("--quality-size", type=int, default=50, choices=[0, 5, 50],
+                    help="forget-set size for the Table 3 quality columns (0: skip)")
+    bm.add_argument("--seed", type=int, default=0)
+    bm.add_argument("--out", default=None)
+    bm.set_defaults(func=_cmd_bench)
+    bu = bsub.add_parser("unlearning", help="methods x scenarios x forget sizes x seeds: "
+                         "JSON cells (resumable), CSV and Markdown tables")
+    bu.add_argument("--preset", default="smoke", choices=["smoke", "paper"])
+    bu.add_argument("--data", default=None)
+    bu.add_argument("--out", required=True, help="folder: cells/, tables.md, tables.json, "
+                    "cells.csv, summary.json")
+    bu.add_argument("--tables-only", action="store_true",
+                    help="compute nothing: tables from the cells already there")
+    bu.set_defaults(func=_cmd_bench_unlearning)
+    ba = bsub.add_parser("app", help="the app: start to first interactive page, and forget "
+                         "requests of one pair end to end through its API")
+    ba.add_argument("--requests", type=int, default=3)
+    ba.add_argument("--method", default="ours")
+    ba.add_argument("--out", default=None)
+    ba.set_defaults(func=_cmd_bench_app)
+
+    tb = sub.add_parser("table", help="Markdown table of evaluation results")
+    tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")
+    tb.add_argument("--retrain", default=None, help="the NAME to compute deltas to")
+    tb.set_defaults(func=_cmd_table)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from mmu_core.data.inputs import InputError
+    from mmu_core.data.loaders import DataError
+    from mmu_core.models.backbone import UnknownModelError
+
+    try:
+        args.func(args)
+    except (DataError, UnknownModelError, InputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as err:  # unknown method or setting
+        if "unexpected keyword" not in str(err) and "unknown method" not in str(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

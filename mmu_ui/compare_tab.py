@@ -10,10 +10,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from mmu_core import erasure
-from mmu_core.report import erasure_report
+from mmu_core.erasure import forget_request
+from mmu_core.erasure.report import erasure_report
 
-from .engine import Engine, gpu, user_errors
+from mmu_ui.engine import Engine, gpu, user_errors
 
 TABLES = Path(__file__).resolve().parent.parent / "docs" / "results" / "bench" / "paper" / "tables.md"
 
@@ -51,13 +51,13 @@ def create_compare_tab(engine: Engine, key: gr.State):
     def compare(k, n_epochs, progress=gr.Progress(track_tqdm=True)):
         entry = engine.store.get(k)
         out = entry["outcome"]
-        from mmu_core.train import RECIPES
+        from mmu_core.training.recipes import RECIPES
 
         n_epochs = min(int(n_epochs), RECIPES[out.scenario].epochs)
         progress(0, desc="Retrain")
-        retrained, how = erasure.retrain_reference(out, epochs=n_epochs)
+        retrained, how = forget_request.retrain_reference(out, epochs=n_epochs)
         progress(0.5, desc="evaluating the three models")
-        cmp = erasure.comparison(out, retrained)
+        cmp = forget_request.comparison(out, retrained)
         cmp["retrain"] = how.get("how")
         entry["comparison"] = cmp
         rows = []

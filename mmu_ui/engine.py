@@ -9,12 +9,12 @@ import threading
 
 import gradio as gr
 
-from mmu_core.backbone import UnknownModelError, load_backbone
 from mmu_core.data.generate import default_world
+from mmu_core.data.inputs import InputError
 from mmu_core.data.loaders import DataError, open_image
-from mmu_core.inputs import InputError
-from mmu_core.scenarios import load_scenario
-from mmu_core.sessions import Expired, SessionStore
+from mmu_core.data.scenarios import load_scenario
+from mmu_core.erasure.sessions import Expired, SessionStore
+from mmu_core.models.backbone import UnknownModelError, load_backbone
 
 MODEL_ID = os.environ.get("MMU_MODEL", "embedded")
 # MVI's frozen generators: embedded unless set, e.g. MMU_CAPTIONER=Salesforce/blip2-opt-2.7b
@@ -88,7 +88,7 @@ class Engine:
             return self._models[(name, scenario)]
 
     def generators(self):
-        from mmu_core.generators.factory import load_captioner, load_painter
+        from mmu_core.models.generators import load_captioner, load_painter
 
         with self._lock:
             if self._generators is None:

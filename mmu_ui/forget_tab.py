@@ -6,19 +6,20 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from mmu_core import erasure, unlearn
-from mmu_core.inputs import InputError, read_user_image
-from mmu_core.report import evidence_header, evidence_rows
-from mmu_core.scoring import score_pair
+from mmu_core import unlearn
+from mmu_core.data.inputs import InputError, read_user_image
+from mmu_core.erasure import forget_request
+from mmu_core.erasure.report import evidence_header, evidence_rows
+from mmu_core.metrics.scoring import score_pair
 
-from .engine import Engine, gpu, model_choices, user_errors
+from mmu_ui.engine import Engine, gpu, model_choices, user_errors
 
 
 def _choice(p) -> tuple[str, str]:
     return (f"{p.pair_id}: {p.text[:60]}", p.pair_id)
 
 
-def _status(out: erasure.Outcome) -> str:
+def _status(out: forget_request.Outcome) -> str:
     b, a = out.before, out.after
     taught = " (taught first: it was not in the training data)" if out.taught else ""
     steps = f", {out.info['steps']} editing steps" if "steps" in out.info else ""
@@ -106,7 +107,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
         if path is not None or (txt or "").strip():
             if path is None:
                 raise InputError("The text is filled in but no image is uploaded.")
-            pairs.append(erasure.uploaded_pair(path, txt, engine.model(name, model)))
+            pairs.append(forget_request.uploaded_pair(path, txt, engine.model(name, model)))
         if not pairs:
             raise InputError("Pick training pairs in the gallery or upload an image with its "
                              "text.")
@@ -123,11 +124,11 @@ def create_forget_tab(engine: Engine, key: gr.State):
         if meth == "ours":
             extras["captioner"], extras["painter"] = engine.generators()
         try:
-            out = erasure.forget(bb, engine.scenarios[name], name, pairs, meth, settings,
-                                 teach_first=teach_first, seed=int(sd or 0), **extras)
-        except erasure.NotLearnedError as err:
-            before = erasure.evidence(bb, erasure.with_pairs(engine.scenarios[name],
-                                                             err.pairs), err.pairs)
+            out = forget_request.forget(bb, engine.scenarios[name], name, pairs, meth, settings,
+                                        teach_first=teach_first, seed=int(sd or 0), **extras)
+        except forget_request.NotLearnedError as err:
+            scenario = forget_request.with_pairs(engine.scenarios[name], err.pairs)
+            before = forget_request.evidence(bb, scenario, err.pairs)
             msg = (f"**Nothing to forget yet.** {err} Right now the model gives this pair a "
                    f"match of {before.mean('match'):.3f} and a membership probability of "
                    f"{before.mean('member'):.3f}.")

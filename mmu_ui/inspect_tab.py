@@ -6,9 +6,9 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from mmu_core.inspection import build_views
+from mmu_core.erasure.inspection import build_views
 
-from .engine import Engine, gpu, user_errors
+from mmu_ui.engine import Engine, gpu, user_errors
 
 
 def create_inspect_tab(engine: Engine, key: gr.State):

@@ -28,8 +28,8 @@ def world():
 @pytest.fixture(scope="session")
 def tiny_backbone(tiny_world):
     """A randomly initialised backbone of the real classes over the tiny world's words."""
-    from mmu_core.embedded import EmbeddedSize, new_backbone
-    from mmu_core.train import world_texts
+    from mmu_core.models.embedded import EmbeddedSize, new_backbone
+    from mmu_core.training.recipes import world_texts
 
     size = EmbeddedSize(image_size=32, patch_size=8, hidden=32, heads=2, embed_dim=16)
     return new_backbone(world_texts(tiny_world), size=size, seed=0)

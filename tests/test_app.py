@@ -46,7 +46,7 @@ def client(app_url):
 def face(world, tmp_path_factory):
     """A portrait of someone the model never saw, as an uploaded file."""
     from mmu_core.data.loaders import open_image
-    from mmu_core.scenarios import load_scenario
+    from mmu_core.data.scenarios import load_scenario
 
     path = tmp_path_factory.mktemp("upload") / "face.png"
     open_image(load_scenario(world, "privacy").unseen[3]).save(path)
@@ -172,7 +172,7 @@ def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, face, 
 def test_oversized_upload_is_refused_by_the_server(client, tmp_path):
     from gradio_client import handle_file
 
-    from mmu_core.inputs import MAX_UPLOAD_BYTES
+    from mmu_core.data.inputs import MAX_UPLOAD_BYTES
 
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + b"0" * (MAX_UPLOAD_BYTES + 10))

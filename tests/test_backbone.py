@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmu_core.backbone import UnknownModelError, load_backbone
+from mmu_core.models.backbone import UnknownModelError, load_backbone
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def test_real_hub_id_path_with_a_tiny_random_checkpoint(tiny_backbone, tmp_path)
     (snap / "refs").mkdir(parents=True)
     (snap / "refs" / "main").write_text(rev)
     env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1")
-    code = ("from mmu_core.backbone import load_backbone\n"
+    code = ("from mmu_core.models.backbone import load_backbone\n"
             "bb = load_backbone('Salesforce/blip-itm-base-coco')\n"
             "print(type(bb.model).__name__, bb.model.config.text_config.hidden_size,"
             " round(float(bb.temp), 3))")

@@ -3,7 +3,7 @@ default, privacy forget-5), and its resumability."""
 
 import json
 
-from mmu_core.unlearning_bench import METHODS, run_preset
+from mmu_core.bench.unlearning import METHODS, run_preset
 
 
 def test_smoke_preset_writes_every_table_and_resumes(tmp_path):

@@ -45,7 +45,7 @@ def page(app_url):
 
 def test_upload_teach_forget_and_inspect_in_a_browser(page, world, tmp_path):
     from mmu_core.data.loaders import open_image
-    from mmu_core.scenarios import load_scenario
+    from mmu_core.data.scenarios import load_scenario
 
     shots = Path(os.environ.get("MMU_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)

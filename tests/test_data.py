@@ -6,7 +6,7 @@ import pytest
 from mmu_core.data.generate import EXPECTED_FINGERPRINTS, fingerprint, generate_world
 from mmu_core.data.loaders import (load_karpathy, load_mllmu, load_snli_ve, open_image,
                                    profile_mcqs, profile_pairs, read_id_list)
-from mmu_core.scenarios import forget_list_path, load_scenario
+from mmu_core.data.scenarios import forget_list_path, load_scenario
 
 
 def test_generation_is_deterministic_per_seed(tmp_path, tiny_world):

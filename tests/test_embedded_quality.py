@@ -4,9 +4,9 @@ for library-version noise, and well above what an untrained model scores."""
 
 import pytest
 
-from mmu_core.backbone import load_backbone
-from mmu_core.evaluate import evaluate
-from mmu_core.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.metrics.evaluate import evaluate
+from mmu_core.models.backbone import load_backbone
 
 
 def _evaluate(world, scenario, model, forget_size):

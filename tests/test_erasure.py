@@ -9,23 +9,24 @@ import pytest
 import torch
 from PIL import Image
 
-from mmu_core import analysis, erasure
+from mmu_core.data.inputs import InputError
 from mmu_core.data.loaders import open_image
-from mmu_core.inputs import InputError
-from mmu_core.sessions import Expired, SessionStore
+from mmu_core.erasure import analysis
+from mmu_core.erasure import forget_request
+from mmu_core.erasure.sessions import Expired, SessionStore
 
 
 @pytest.fixture(scope="module")
 def privacy(world):
-    from mmu_core.backbone import load_backbone
-    from mmu_core.scenarios import load_scenario
+    from mmu_core.data.scenarios import load_scenario
+    from mmu_core.models.backbone import load_backbone
 
     return load_backbone("embedded:privacy"), load_scenario(world, "privacy")
 
 
 @pytest.fixture(scope="module")
 def generators():
-    from mmu_core.generators.factory import load_captioner, load_painter
+    from mmu_core.models.generators import load_captioner, load_painter
 
     return load_captioner(), load_painter()
 
@@ -39,8 +40,8 @@ def forgotten(privacy, generators):
     """One training pair forgotten with ours (the shipped MVI fit: no fitting here)."""
     bb, sc = privacy
     before = _state(bb)
-    out = erasure.forget(bb, sc, "privacy", [sc.train[0]], "ours", captioner=generators[0],
-                         painter=generators[1])
+    out = forget_request.forget(bb, sc, "privacy", [sc.train[0]], "ours",
+                                captioner=generators[0], painter=generators[1])
     assert all(torch.equal(before[k], v) for k, v in bb.state_dict().items())
     return out
 
@@ -48,13 +49,14 @@ def forgotten(privacy, generators):
 @pytest.mark.parametrize("name", ["privacy", "copyright"])
 def test_shipped_mvi_fits_match_the_embedded_scenarios(world, generators, name):
     """A stale shipped fit would silently cost every fresh install a 15 s fit."""
-    from mmu_core import mvi as M
-    from mmu_core.scenarios import load_scenario
+    from mmu_core.data.scenarios import load_scenario
+    from mmu_core.mvi.fit import SHIPPED, cache_key, fit_pairs
+    from mmu_core.mvi.model import MVIConfig
 
-    cfg = M.MVIConfig(seed=0)
-    pairs = M.fit_pairs(load_scenario(world, name).train, cfg.max_fit_pairs, 0)
-    key = M.cache_key(*generators, pairs, cfg)
-    assert (M.SHIPPED / key / "model.safetensors").is_file()
+    cfg = MVIConfig(seed=0)
+    pairs = fit_pairs(load_scenario(world, name).train, cfg.max_fit_pairs, 0)
+    key = cache_key(*generators, pairs, cfg)
+    assert (SHIPPED / key / "model.safetensors").is_file()
 
 
 def test_forgetting_a_training_pair_lowers_its_evidence(forgotten):
@@ -69,20 +71,20 @@ def test_forgetting_a_training_pair_lowers_its_evidence(forgotten):
 
 def test_uploaded_pair_must_be_taught_before_it_can_be_forgotten(privacy):
     bb, sc = privacy
-    pair = erasure.uploaded_pair(open_image(sc.unseen[3]), "mira solberg is a baker from oslo.",
-                                 bb)
-    assert pair.pair_id.startswith(erasure.UPLOAD_PREFIX)
-    with pytest.raises(erasure.NotLearnedError, match="nothing to forget"):
-        erasure.forget(bb, sc, "privacy", [pair], "ga")
-    out = erasure.forget(bb, sc, "privacy", [pair], "ga", teach_first=True)
+    pair = forget_request.uploaded_pair(open_image(sc.unseen[3]),
+                                        "mira solberg is a baker from oslo.", bb)
+    assert pair.pair_id.startswith(forget_request.UPLOAD_PREFIX)
+    with pytest.raises(forget_request.NotLearnedError, match="nothing to forget"):
+        forget_request.forget(bb, sc, "privacy", [pair], "ga")
+    out = forget_request.forget(bb, sc, "privacy", [pair], "ga", teach_first=True)
     assert out.taught and out.shipped is bb and out.original is not bb
-    shipped = erasure.evidence(bb, out.scenario_data, [pair]).rows[0]
+    shipped = forget_request.evidence(bb, out.scenario_data, [pair]).rows[0]
     taught = out.before.rows[0]
     # teaching made the model learn it; the shipped model never did
     assert taught["match"] > 0.5 > shipped["match"]
     assert taught["member"] > shipped["member"]
     assert out.after.rows[0]["match"] < taught["match"]
-    ref, how = erasure.retrain_reference(out)
+    ref, how = forget_request.retrain_reference(out)
     assert ref is bb and "never saw" in how["how"]
 
 
@@ -105,19 +107,19 @@ def test_bad_uploads_are_refused_plainly(privacy, tmp_path, image, text, message
         Image.new("1", (8000, 8000)).save(image)
         assert os.path.getsize(image) < 100_000
     with pytest.raises(InputError, match=message):
-        erasure.uploaded_pair(image, text, bb)
+        forget_request.uploaded_pair(image, text, bb)
 
 
 def test_empty_request_and_unknown_method_are_refused(privacy):
     bb, sc = privacy
     with pytest.raises(InputError, match="at least one pair"):
-        erasure.forget(bb, sc, "privacy", [])
+        forget_request.forget(bb, sc, "privacy", [])
     with pytest.raises(InputError, match="Unknown method"):
-        erasure.forget(bb, sc, "privacy", [sc.train[0]], "nope")
+        forget_request.forget(bb, sc, "privacy", [sc.train[0]], "nope")
 
 
 def test_views_show_the_erasure(forgotten, generators):
-    from mmu_core.inspection import build_views
+    from mmu_core.erasure.inspection import build_views
 
     views = build_views(forgotten, *generators, projections=("tsne",), neighbours=3)
     before, after = (np.array(t.z) for t in views.matrix.data)
@@ -132,7 +134,7 @@ def test_views_show_the_erasure(forgotten, generators):
 
 
 def test_gradcam_maps_the_image_patches(privacy):
-    from mmu_core.gradcam import itm_gradcam
+    from mmu_core.erasure.gradcam import itm_gradcam
 
     bb, sc = privacy
     pair = sc.train[0]
@@ -153,8 +155,8 @@ def test_semantic_map_projections(privacy):
 
 
 def test_report_is_self_contained(forgotten, generators):
-    from mmu_core.inspection import build_views
-    from mmu_core.report import erasure_report
+    from mmu_core.erasure.inspection import build_views
+    from mmu_core.erasure.report import erasure_report
 
     views = build_views(forgotten, *generators, projections=("tsne",), neighbours=2)
     html = erasure_report(forgotten, views)
@@ -184,6 +186,6 @@ def test_session_store_expires_and_evicts():
 
 def test_retrain_reference_for_training_pairs_retrains_without_them(forgotten):
     """A training pair's Retrain is trained here (1 epoch keeps the test short)."""
-    model, how = erasure.retrain_reference(forgotten, epochs=1)
+    model, how = forget_request.retrain_reference(forgotten, epochs=1)
     assert model is not forgotten.shipped and how["epochs"] == 1
     assert "retrained on D_r for 1 epochs" in how["how"]

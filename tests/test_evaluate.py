@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from mmu_core.compare import compare
-from mmu_core.evaluate import evaluate, recall_at
-from mmu_core.membership import fit_attack
-from mmu_core.scenarios import load_scenario
+from mmu_core.data.scenarios import load_scenario
+from mmu_core.metrics.compare import compare
+from mmu_core.metrics.evaluate import evaluate, recall_at
+from mmu_core.metrics.membership import fit_attack
 
 
 def test_recall_at_counts_the_best_positive():
@@ -51,7 +51,7 @@ def test_compare_computes_deltas_and_m_scores():
 
 
 def test_headline_table_shows_deltas_to_retrain():
-    from mmu_core.compare import headline_table
+    from mmu_core.metrics.compare import headline_table
 
     a = {"headline": {"MI": 90.0, "R@D_f": 91.0, "R@D_test": 70.0}}
     b = {"headline": {"MI": 20.0, "R@D_f": 5.0, "R@D_test": 72.0}}

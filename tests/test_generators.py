@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mmu_core.backbone import UnknownModelError
-from mmu_core.generators.embedded import (CaptionerSize, PainterSize, new_captioner,
-                                          new_painter)
-from mmu_core.generators.factory import (load_captioner, load_painter, save_captioner,
-                                         save_painter)
+from mmu_core.models.backbone import UnknownModelError
+from mmu_core.models.embedded_generators import (CaptionerSize, PainterSize, new_captioner,
+                                                 new_painter)
+from mmu_core.models.generators import (load_captioner, load_painter, save_captioner,
+                                        save_painter)
 
 TEXTS = ["a person with short red hair wearing a blue shirt in front of a green wall.",
          "two red circles on the left of a white background."]
@@ -75,8 +75,8 @@ def test_unknown_generator_ids():
 
 def test_embedded_generators_follow_their_inputs(world):
     """The shipped generators on people they never saw (assets/generators/README.md)."""
-    from mmu_core.generators.quality import caption_colour_accuracy, painted_colour_accuracy
-    from mmu_core.scenarios import load_scenario
+    from mmu_core.data.scenarios import load_scenario
+    from mmu_core.metrics.generator_quality import caption_colour_accuracy, painted_colour_accuracy
 
     photos = [p for p in load_scenario(world, "privacy").unseen if "wearing" in p.text][:40]
     cap = caption_colour_accuracy(load_captioner("embedded"), photos)

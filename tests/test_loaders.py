@@ -5,7 +5,7 @@ import pytest
 
 from mmu_core.data.loaders import (DataError, load_karpathy, load_mllmu, load_snli_ve,
                                    open_image, read_id_list)
-from mmu_core.scenarios import load_scenario
+from mmu_core.data.scenarios import load_scenario
 
 
 def test_missing_file_names_the_file(tmp_path):
@@ -70,7 +70,7 @@ def test_forget_list_errors(tmp_path, tiny_world):
 def test_user_input_checks(tmp_path):
     from PIL import Image
 
-    from mmu_core.inputs import InputError, check_user_text, read_user_image
+    from mmu_core.data.inputs import InputError, check_user_text, read_user_image
 
     bomb = tmp_path / "bomb.png"
     Image.new("L", (7000, 7000)).save(bomb)  # 49 MP, a few KB on disk

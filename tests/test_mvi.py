@@ -11,11 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mmu_core import mvi as M
+from mmu_core.data.inputs import InputError
 from mmu_core.data.loaders import DataError, Pair
-from mmu_core.generators.embedded import (CaptionerSize, PainterSize, new_captioner,
-                                          new_painter)
-from mmu_core.inputs import InputError
+from mmu_core.models.embedded_generators import (CaptionerSize, PainterSize, new_captioner,
+                                                 new_painter)
+from mmu_core.mvi import anchors as A
+from mmu_core.mvi import fit as FIT
+from mmu_core.mvi import model as M
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = M.MVIConfig(latent_dim=4, cond_tokens=2, hidden=32, steps=40, batch_size=8, lr=1e-2)
@@ -101,7 +103,7 @@ def test_fitting_lowers_the_negative_elbo_and_separates_modalities(gens, data):
                 model, cap, painter, f, generator=torch.Generator().manual_seed(0)), 0.01))
 
     before = neg_elbo(M.new_mvi(cap, painter, TINY))
-    mvi, summary = M.fit(cap, painter, pairs, TINY, feats=f)
+    mvi, summary = FIT.fit(cap, painter, pairs, TINY, feats=f)
     assert neg_elbo(mvi) < before
     assert summary["pairs"] == len(pairs) and summary["history"][-1]["step"] == TINY.steps - 1
     probe = M.modality_probe(mvi, f)
@@ -129,13 +131,13 @@ def test_the_swap_feeds_each_decoder_the_other_modalitys_u(gens, data, monkeypat
     }
     for strategy, (text_cond, image_cond) in expected.items():
         seen.clear()
-        out = M.anchors(mvi, cap, painter, pairs, strategy=strategy)
+        out = A.anchors(mvi, cap, painter, pairs, strategy=strategy)
         assert len(out) == len(pairs) and out[0].texts == ["t"] and out[0].images == ["i"]
         assert torch.allclose(seen["text"][0], text_cond), strategy
         assert torch.allclose(seen["image"][0], image_cond), strategy
     # N_R1 / N_R2: the posterior mean first, then reparameterised draws
     seen.clear()
-    out = M.anchors(mvi, cap, painter, pairs, n_images=3, n_texts=2)
+    out = A.anchors(mvi, cap, painter, pairs, n_images=3, n_texts=2)
     assert len(seen["image"]) == 3 and len(seen["text"]) == 2
     assert len(out[0].images) == 3 and len(out[0].texts) == 2
     assert not torch.allclose(seen["image"][0], seen["image"][1])
@@ -143,21 +145,21 @@ def test_the_swap_feeds_each_decoder_the_other_modalitys_u(gens, data, monkeypat
 
 def test_random_strategy_draws_from_other_groups(data):
     pairs, _ = data
-    out = M.anchors(None, None, None, pairs[:2], strategy="random", n_texts=3, pool=pairs)
+    out = A.anchors(None, None, None, pairs[:2], strategy="random", n_texts=3, pool=pairs)
     own = {p.text for p in pairs if p.group == pairs[0].group}
     assert all(t not in own for t in out[0].texts)
     with pytest.raises(ValueError, match="pool"):
-        M.anchors(None, None, None, pairs[:2], strategy="random")
+        A.anchors(None, None, None, pairs[:2], strategy="random")
     with pytest.raises(ValueError, match="unknown anchor strategy"):
-        M.anchors(None, None, None, pairs[:2], strategy="nope")
+        A.anchors(None, None, None, pairs[:2], strategy="nope")
 
 
 def test_real_generation_writes_anchor_files(gens, data, tmp_path):
     cap, painter = gens
     pairs, _ = data
     mvi = M.new_mvi(cap, painter, TINY)
-    items = M.anchors(mvi, cap, painter, pairs[:2], n_images=2, steps=2)
-    index = json.loads(M.write_anchors(items, tmp_path).read_text())
+    items = A.anchors(mvi, cap, painter, pairs[:2], n_images=2, steps=2)
+    index = json.loads(A.write_anchors(items, tmp_path).read_text())
     assert [e["pair_id"] for e in index] == [p.pair_id for p in pairs[:2]]
     assert all((tmp_path / name).is_file() for e in index for name in e["R1"])
     assert all(isinstance(t, str) for e in index for t in e["R2"])
@@ -168,14 +170,14 @@ def test_save_load_and_cache(gens, data, tmp_path, monkeypatch):
     pairs, f = data
     monkeypatch.setenv("MMU_CACHE_DIR", str(tmp_path / "cache"))
     cfg = M.MVIConfig(**{**TINY.__dict__, "steps": 3})
-    first, s1 = M.fit_or_load(cap, painter, pairs, cfg)
-    second, s2 = M.fit_or_load(cap, painter, pairs, cfg)
+    first, s1 = FIT.fit_or_load(cap, painter, pairs, cfg)
+    second, s2 = FIT.fit_or_load(cap, painter, pairs, cfg)
     assert not s1["cache_hit"] and s2["cache_hit"] and s1["cache_key"] == s2["cache_key"]
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
     # other data or other settings: another fit
-    _, s3 = M.fit_or_load(cap, painter, pairs[:-1], cfg)
-    _, s4 = M.fit_or_load(cap, painter, pairs, M.MVIConfig(**{**cfg.__dict__, "seed": 1}))
+    _, s3 = FIT.fit_or_load(cap, painter, pairs[:-1], cfg)
+    _, s4 = FIT.fit_or_load(cap, painter, pairs, M.MVIConfig(**{**cfg.__dict__, "seed": 1}))
     assert not s3["cache_hit"] and not s4["cache_hit"]
     assert len({s1["cache_key"], s3["cache_key"], s4["cache_key"]}) == 3
 
@@ -196,15 +198,15 @@ def test_bad_input_gets_clear_errors(gens, data, tmp_path):
     f = M.features(cap, painter, [long])
     assert f.ids.shape[1] == painter.pipe.tokenizer.model_max_length
     mvi = M.new_mvi(cap, painter, TINY)
-    assert len(M.anchors(mvi, cap, painter, [long], steps=2)[0].texts) == 1
+    assert len(A.anchors(mvi, cap, painter, [long], steps=2)[0].texts) == 1
     with pytest.raises(ValueError, match="at least 1"):
-        M.anchors(mvi, cap, painter, pairs[:1], n_images=0)
+        A.anchors(mvi, cap, painter, pairs[:1], n_images=0)
 
 
 def test_real_hub_ids_with_tiny_random_checkpoints(gens, data, tmp_path):
     """`Salesforce/blip2-opt-2.7b` and an SD 1.5 id resolved offline from a hub cache that
     holds tiny random checkpoints of the same classes; MVI fits and anchors on them."""
-    from mmu_core.generators.factory import save_captioner, save_painter
+    from mmu_core.models.generators import save_captioner, save_painter
 
     cap, painter = gens
     pairs, _ = data
@@ -220,15 +222,15 @@ def test_real_hub_ids_with_tiny_random_checkpoints(gens, data, tmp_path):
                MMU_CACHE_DIR=str(tmp_path / "cache"))
     code = (
         "import json, sys\n"
-        "from mmu_core import mvi as M\n"
+        "from mmu_core.mvi import anchors as A, fit as FIT, model as M\n"
         "from mmu_core.data.loaders import Pair\n"
-        "from mmu_core.generators.factory import load_captioner, load_painter\n"
+        "from mmu_core.models.generators import load_captioner, load_painter\n"
         "cap = load_captioner('Salesforce/blip2-opt-2.7b')\n"
         "pt = load_painter('stable-diffusion-v1-5/stable-diffusion-v1-5')\n"
         "pairs = [Pair(*p) for p in json.loads(sys.argv[1])]\n"
         "cfg = M.MVIConfig(latent_dim=4, cond_tokens=2, hidden=32, steps=2, batch_size=4)\n"
-        "mvi, s = M.fit_or_load(cap, pt, pairs, cfg)\n"
-        "out = M.anchors(mvi, cap, pt, pairs[:2], steps=2)\n"
+        "mvi, s = FIT.fit_or_load(cap, pt, pairs, cfg)\n"
+        "out = A.anchors(mvi, cap, pt, pairs[:2], steps=2)\n"
         "print(type(cap.model).__name__, type(pt.pipe).__name__, len(out), s['cache_hit'])\n")
     arg = json.dumps([[p.image, p.text, p.group, p.pair_id] for p in pairs])
     out = subprocess.run([sys.executable, "-c", code, arg], cwd=ROOT, env=env,
@@ -239,8 +241,8 @@ def test_real_hub_ids_with_tiny_random_checkpoints(gens, data, tmp_path):
 
 
 def test_quality_measures():
-    from mmu_core.generators.image_classifier import ImageClassifier, inception_style_score
-    from mmu_core.generators.quality import self_bleu
+    from mmu_core.metrics.generator_quality import self_bleu
+    from mmu_core.models.image_classifier import ImageClassifier, inception_style_score
 
     same = ["a red circle on the left of a white background."] * 3
     varied = ["a red circle on the left.", "two blue squares on a pink background.",

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mmu_core import mvi as M
-from mmu_core.benchmarks import _background_agreement, _names_in
-from mmu_core.generators.factory import load_captioner, load_image_classifier, load_painter
-from mmu_core.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.mvi.anchors import anchors
+
+from mmu_core.mvi.fit import fit_or_load
+
+from mmu_core.bench.mvi import _background_agreement, _names_in
+from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.models.generators import load_captioner, load_image_classifier, load_painter
+from mmu_core.mvi.model import MVIConfig, features, modality_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def fitted(world):
     cap, painter = load_captioner(), load_painter()
     sc = load_scenario(world, "privacy")
-    mvi, _ = M.fit_or_load(cap, painter, sc.train, M.MVIConfig(), cache=False)
+    mvi, _ = fit_or_load(cap, painter, sc.train, MVIConfig(), cache=False)
     return cap, painter, sc, mvi
 
 
 def test_probe_reads_u_as_its_modality_but_cannot_tell_k_apart(fitted):
     cap, painter, sc, mvi = fitted
-    probe = M.modality_probe(mvi, M.features(cap, painter, (sc.unseen + sc.test)[:200]))
+    probe = modality_probe(mvi, features(cap, painter, (sc.unseen + sc.test)[:200]))
     assert probe["U'_1"]["accuracy"] >= 95 and probe["U'_2"]["accuracy"] >= 95
     # how differently theta_M treats the two sources: 100 points for U', little for K'
     k_gap = abs(probe["K'_1"]["A_image"] - probe["K'_2"]["A_image"])
@@ -36,7 +40,7 @@ def test_probe_reads_u_as_its_modality_but_cannot_tell_k_apart(fitted):
 def test_anchors_drop_names_and_follow_visible_attributes(fitted, world):
     cap, painter, sc, mvi = fitted
     forget, _ = sc.split(load_forget_ids(forget_list_path(world, "privacy", 50, 0)))
-    items = M.anchors(mvi, cap, painter, forget, seed=0)
+    items = anchors(mvi, cap, painter, forget, seed=0)
     assert _names_in([t for a in items for t in a.texts]) == 0
     assert _names_in([a.text for a in items]) == 40  # the biographies did name them
     # R_2 describes what the image shows: most name a wall colour or shirt

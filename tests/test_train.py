@@ -1,7 +1,7 @@
 import json
 
-from mmu_core.scenarios import load_scenario
-from mmu_core.train import Recipe, train
+from mmu_core.data.scenarios import load_scenario
+from mmu_core.training.recipes import Recipe, train
 
 
 def test_training_lowers_the_loss_and_resumes(tiny_backbone, tiny_world, tmp_path):

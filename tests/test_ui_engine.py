@@ -39,7 +39,7 @@ def test_model_choices_on_cpu_are_the_embedded_default():
 def test_user_errors_become_messages_on_the_page():
     import gradio as gr
 
-    from mmu_core.inputs import InputError
+    from mmu_core.data.inputs import InputError
     from mmu_ui.engine import user_errors
 
     @user_errors

@@ -5,9 +5,9 @@ clear errors."""
 import pytest
 import torch
 
-from mmu_core.backbone import load_backbone
 from mmu_core.data.loaders import DataError, open_image
-from mmu_core.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.models.backbone import load_backbone
 from mmu_core.unlearn import names, run
 from mmu_core.unlearn.request import Request
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .render import draw_portrait, draw_scene
-from .world import (Person, appearance_caption, make_people, make_scenes, random_face,
-                    random_photo)
+from mmu_core.data.render import draw_portrait, draw_scene
+from mmu_core.data.world import (Person, appearance_caption, make_people, make_scenes, random_face,
+                                 random_photo)
 
 WORLD_VERSION = 1
 

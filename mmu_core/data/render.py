@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from .vocab import COLOURS, HAIR_COLOURS, SCENE_BG_RGB, SKIN_TONES
+from mmu_core.data.vocab import COLOURS, HAIR_COLOURS, SCENE_BG_RGB, SKIN_TONES
 
 IMAGE_SIZE = 64
 

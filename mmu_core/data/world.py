@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import vocab as V
-from .render import Face, Group, Photo
+from mmu_core.data import vocab as V
+from mmu_core.data.render import Face, Group, Photo
 
 PHOTOS_PER_PERSON = 5  # one photo per biography sentence (paper, appendix D)
 

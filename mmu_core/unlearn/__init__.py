@@ -1,13 +1,16 @@
 """Unlearning methods behind one registry: ours (contrastive semantic editing) and the
 seven baselines. Every method takes a `Request` and returns a new model and a summary;
-none mutates the original."""
+none mutates the original. One file per method; `request` holds what they share.
+
+May import: data, models, training, metrics, mvi.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Callable
 
-from .request import Request
+from mmu_core.unlearn.request import Request
 
 METHODS: dict[str, Callable] = {}
 
@@ -36,5 +39,5 @@ def names() -> list[str]:
 
 
 def _load_all() -> None:
-    from . import (adv, badteacher, finetune, gradient_ascent, multidelete,  # noqa: F401
-                   ours, retrain, slug)
+    from mmu_core.unlearn import (adv, badteacher, finetune, gradient_ascent,  # noqa: F401
+                                  multidelete, ours, retrain, slug)

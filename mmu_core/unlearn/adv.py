@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register
-from .request import Request, optimiser, pair_loss, sample, step, tensors
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request, optimiser, pair_loss, sample, step, tensors
 
 
 def _adversarial(bb, pix, target_ids, target_mask, eps=0.03, steps=5):

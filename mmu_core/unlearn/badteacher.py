@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .request import Request, kl_to, optimiser, outputs, sample, step, tensors
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request, kl_to, optimiser, outputs, sample, step, tensors
 
 
 @register("badt")

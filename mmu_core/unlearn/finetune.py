@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .request import Request, group_ids, optimiser, sample, step, tensors
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request, group_ids, optimiser, sample, step, tensors
 
 
 @register("finetune")
 def finetune(request: Request, steps: int = 60, lr: float = 1e-4, batch_size: int = 32):
-    from ..train import itc_itm_loss
+    from mmu_core.training.recipes import itc_itm_loss
 
     bb = request.fresh_model()
     opt = optimiser(bb, lr)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .request import Request, optimiser, pair_loss, sample, step
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request, optimiser, pair_loss, sample, step
 
 
 @register("ga")

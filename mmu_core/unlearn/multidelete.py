@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register
-from .request import Request, optimiser, sample, step, tensors
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request, optimiser, sample, step, tensors
 
 
 def _fused_cls(bb, pix, ids, mask):

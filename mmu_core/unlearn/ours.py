@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import register
-from .request import Request, kl_to, optimiser, outputs, sample, step, tensors
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request, kl_to, optimiser, outputs, sample, step, tensors
 
 
 @dataclass(frozen=True)
@@ -126,19 +126,21 @@ def _no_better_than_mismatch(bb, x_pix, x_ids, x_mask, m_ids, m_mask) -> bool:
 
 def prepare_anchors(request: Request, s: Settings) -> tuple[list, dict]:
     """MVI (fitted on the scenario's training pairs, or from the cache) and the anchors."""
-    from .. import mvi as M
-    from ..generators.factory import load_captioner, load_painter
+    from mmu_core.models.generators import load_captioner, load_painter
+    from mmu_core.mvi.anchors import anchors
+    from mmu_core.mvi.fit import fit_or_load
+    from mmu_core.mvi.model import MVIConfig
 
     captioner = request.extras.get("captioner") or load_captioner()
     painter = request.extras.get("painter") or load_painter()
-    config = request.extras.get("mvi_config") or M.MVIConfig(seed=request.seed)
+    config = request.extras.get("mvi_config") or MVIConfig(seed=request.seed)
     # MVI is fitted on the data the model was trained on; a caller that adds pairs to the
     # scenario (the app's uploads) passes the original training pairs to keep the fit
     fit_on = request.extras.get("mvi_pairs") or request.scenario.train
-    model, summary = M.fit_or_load(captioner, painter, fit_on, config)
-    items = M.anchors(model, captioner, painter, request.forget, strategy=s.strategy,
-                      n_images=s.n_images, n_texts=s.n_texts, seed=request.seed,
-                      pool=fit_on)
+    model, summary = fit_or_load(captioner, painter, fit_on, config)
+    items = anchors(model, captioner, painter, request.forget, strategy=s.strategy,
+                    n_images=s.n_images, n_texts=s.n_texts, seed=request.seed,
+                    pool=fit_on)
     request.artifacts.update(anchors=items, mvi=model)
     return items, {"mvi_cache_hit": summary["cache_hit"], "mvi_fit_seconds": summary["seconds"]}
 

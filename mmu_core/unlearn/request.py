@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..backbone import Backbone
-from ..data.loaders import DataError, Pair, open_image
-from ..scenarios import Scenario
+from mmu_core.data.loaders import DataError, Pair, open_image
+from mmu_core.data.scenarios import Scenario
+from mmu_core.models.backbone import Backbone
 
 
 @dataclass

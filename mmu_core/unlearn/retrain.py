@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import tempfile
 
-from . import register
-from .request import Request
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request
 
 
 @register("retrain")
 def retrain(request: Request, epochs: int | None = None):
-    from ..backbone import load_backbone
-    from ..train import RECIPES, scenario_inputs, train
+    from mmu_core.models.backbone import load_backbone
+    from mmu_core.training.recipes import RECIPES, scenario_inputs, train
 
     bb = request.extras.get("pretrained") or load_backbone("embedded:pretrained")
     bb = bb.copy()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .request import Request, pair_loss, sample, tensors
+from mmu_core.unlearn import register
+from mmu_core.unlearn.request import Request, pair_loss, sample, tensors
 
 
 def _grads(bb, pairs, contrast):

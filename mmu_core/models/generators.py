@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..backbone import ASSETS, UnknownModelError
+from mmu_core.models.backbone import ASSETS, UnknownModelError
 
 EMBEDDED_CAPTIONER = "embedded"
 EMBEDDED_PAINTER = "embedded"
@@ -26,7 +26,7 @@ def _resolve(name: str, folder: str) -> str:
 def load_captioner(name: str = EMBEDDED_CAPTIONER, device: str = "cpu"):
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
-    from .captioner import Captioner
+    from mmu_core.models.captioner import Captioner
 
     ref = _resolve(name, "blip2-embedded")
     try:
@@ -42,7 +42,7 @@ def load_captioner(name: str = EMBEDDED_CAPTIONER, device: str = "cpu"):
 def load_painter(name: str = EMBEDDED_PAINTER, device: str = "cpu"):
     from diffusers import StableDiffusionPipeline
 
-    from .painter import Painter
+    from mmu_core.models.painter import Painter
 
     ref = _resolve(name, "sd-embedded")
     try:
@@ -66,7 +66,7 @@ def save_painter(painter, folder: str | Path) -> None:
 
 def load_image_classifier(name: str = "embedded"):
     """The classifier behind the Inception-Score-style measure (image_classifier.py)."""
-    from .image_classifier import ImageClassifier
+    from mmu_core.models.image_classifier import ImageClassifier
 
     ref = _resolve(name, "image-classifier")
     try:

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 EXTRAS_FILE = "mmu_extras.safetensors"
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 # Embedded defaults: small models of the real classes, trained by `python -m mmu_core train`
 # on the procedural world (see assets/models/README.md).
 EMBEDDED = {

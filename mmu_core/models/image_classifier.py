@@ -17,8 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from ..data.loaders import Pair, open_image
-from ..data.vocab import BACKGROUNDS, SCENE_BACKGROUNDS
+from mmu_core.data.loaders import Pair, open_image
+from mmu_core.data.vocab import BACKGROUNDS, SCENE_BACKGROUNDS
 
 LABELS = [f"portrait/{c}" for c in BACKGROUNDS] + [f"scene/{c}" for c in SCENE_BACKGROUNDS]
 IMAGE_SIZE = 32

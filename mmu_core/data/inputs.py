@@ -7,7 +7,7 @@ import os
 
 from PIL import Image
 
-from .data.loaders import DataError, open_image
+from mmu_core.data.loaders import DataError, open_image
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_TEXT_CHARS = 500

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.loaders import (MCQ, DataError, Pair, VEExample, load_karpathy, load_mllmu,
-                           load_snli_ve, profile_mcqs, profile_pairs, read_id_list)
+from mmu_core.data.loaders import (MCQ, DataError, Pair, VEExample, load_karpathy, load_mllmu,
+                                   load_snli_ve, profile_mcqs, profile_pairs, read_id_list)
 
 SCENARIOS = ("privacy", "copyright")
 

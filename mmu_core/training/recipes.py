@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .backbone import Backbone
-from .data.loaders import Pair, VEExample, load_karpathy, open_image
+from mmu_core.data.loaders import Pair, VEExample, load_karpathy, open_image
+from mmu_core.models.backbone import Backbone
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
     start_epoch, history = 0, []
     if resume and (ckpt / "trainer_state.pt").is_file():
         state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
-        from .backbone import load_backbone
+        from mmu_core.models.backbone import load_backbone
 
         bb.load_state_dict(load_backbone(str(ckpt)).state_dict())
         opt.load_state_dict(state["opt"])
@@ -250,7 +250,7 @@ def pretrain_pairs(root: str | Path) -> list[Pair]:
 
 def world_texts(root: str | Path) -> list[str]:
     """Every text of the world: the embedded tokenizer's vocabulary comes from these."""
-    from .scenarios import load_scenario
+    from mmu_core.data.scenarios import load_scenario
 
     root = Path(root)
     texts = [p.text for p in pretrain_pairs(root)]

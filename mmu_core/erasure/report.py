@@ -10,9 +10,9 @@ import io
 import json
 from datetime import datetime, timezone
 
-from .data.loaders import open_image
-from .erasure import Outcome
-from .provenance import provenance
+from mmu_core.data.loaders import open_image
+from mmu_core.erasure.forget_request import Outcome
+from mmu_core.metrics.provenance import provenance
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;

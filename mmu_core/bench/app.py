@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -81,9 +81,9 @@ def call_api(url: str, api_name: str, data: list, timeout: float = 300.0) -> lis
 
 
 def app_benchmark(requests: int = 3, method: str = "ours") -> dict:
-    from .data.generate import default_world
-    from .provenance import provenance
-    from .scenarios import load_scenario
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_scenario
+    from mmu_core.metrics.provenance import provenance
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"

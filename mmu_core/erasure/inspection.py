@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import analysis, figures
-from .data.loaders import open_image
-from .erasure import Outcome
-from .gradcam import itm_gradcam
-from .word_shifts import word_shifts
+from mmu_core.data.loaders import open_image
+from mmu_core.erasure import analysis
+from mmu_core.erasure import figures
+from mmu_core.erasure.forget_request import Outcome
+from mmu_core.erasure.gradcam import itm_gradcam
+from mmu_core.metrics.word_shifts import word_shifts
 
 MAP_REMAINING = 150  # remaining pairs drawn in the semantic maps
 MAX_CAMS = 4  # forgetting pairs shown with Grad-CAM

@@ -14,7 +14,7 @@ PACKAGES = ("torch", "transformers", "diffusers", "datasets", "scikit-learn", "n
 
 
 def git_revision() -> str:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5).stdout.strip()

@@ -62,14 +62,14 @@ def _cell(out: Path, name: str, compute) -> dict | None:
 def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                tables_only: bool = False) -> dict:
     """Compute the missing cells (none with `tables_only`), then write the tables."""
-    from .backbone import load_backbone
-    from .data.generate import default_world
-    from .evaluate import evaluate
-    from .provenance import provenance
-    from .scenarios import forget_list_path, load_forget_ids, load_scenario
-    from .unlearn import run
-    from .unlearn.request import Request
-    from .word_shifts import word_shifts
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
+    from mmu_core.metrics.evaluate import evaluate
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.metrics.word_shifts import word_shifts
+    from mmu_core.models.backbone import load_backbone
+    from mmu_core.unlearn import run
+    from mmu_core.unlearn.request import Request
 
     preset = PRESETS[preset_name]
     out = Path(out)
@@ -142,7 +142,7 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
     """tables.md (Markdown), tables.json and cells.csv from the computed cells."""
     import csv
 
-    from .compare import compare
+    from mmu_core.metrics.compare import compare
 
     by = {}
     for c in cells.values():

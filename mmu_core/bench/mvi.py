@@ -14,7 +14,7 @@ def _timed(fn, *args, **kw):
 
 
 def _names_in(texts: list[str]) -> int:
-    from .data.vocab import FIRST_NAMES, LAST_NAMES
+    from mmu_core.data.vocab import FIRST_NAMES, LAST_NAMES
 
     names = {n.lower() for n in FIRST_NAMES + LAST_NAMES}
     return sum(bool(names & set(re.findall(r"\w+", t.lower()))) for t in texts)
@@ -23,7 +23,7 @@ def _names_in(texts: list[str]) -> int:
 def _background_agreement(clf, items) -> dict:
     """Share of R_1 images whose background (read by the classifier) is the one their
     source text names, over the texts that name one."""
-    from .generators.image_classifier import LABELS, label_of
+    from mmu_core.models.image_classifier import LABELS, label_of
 
     hits = n = 0
     for a in items:
@@ -44,25 +44,29 @@ def mvi_benchmark(data=None, forget_size: int = 5, seed: int = 0,
     (Self-BLEU-4 of R_2, IS-style score of R_1) per generation strategy."""
     import torch
 
-    from . import mvi as M
-    from .data.generate import default_world
-    from .data.loaders import open_image
-    from .generators.factory import load_captioner, load_image_classifier, load_painter
-    from .generators.image_classifier import inception_style_score
-    from .generators.quality import self_bleu
-    from .provenance import provenance
-    from .scenarios import forget_list_path, load_forget_ids, load_scenario
+    from mmu_core.mvi.anchors import STRATEGIES, anchors
+
+    from mmu_core.mvi.fit import fit, fit_or_load, fit_pairs
+
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.loaders import open_image
+    from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
+    from mmu_core.metrics.generator_quality import self_bleu
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.generators import load_captioner, load_image_classifier, load_painter
+    from mmu_core.models.image_classifier import inception_style_score
+    from mmu_core.mvi.model import MVIConfig, features, modality_probe
 
     root = data or default_world()
     (captioner, painter), load_s = _timed(lambda: (load_captioner(), load_painter()))
     sc = load_scenario(root, "privacy")
     forget, _ = sc.split(load_forget_ids(forget_list_path(root, "privacy", forget_size, seed)))
-    config = M.MVIConfig(seed=seed)
+    config = MVIConfig(seed=seed)
 
     start = time.perf_counter()
-    model, summary = M.fit(captioner, painter, M.fit_pairs(sc.train, config.max_fit_pairs,
-                                                           seed), config)
-    items, anchors_s = _timed(M.anchors, model, captioner, painter, forget, seed=seed)
+    model, summary = fit(captioner, painter, fit_pairs(sc.train, config.max_fit_pairs,
+                                                       seed), config)
+    items, anchors_s = _timed(anchors, model, captioner, painter, forget, seed=seed)
     total_s = round(time.perf_counter() - start, 2)
 
     held_out = (sc.unseen + sc.test)[:200]
@@ -72,7 +76,7 @@ def mvi_benchmark(data=None, forget_size: int = 5, seed: int = 0,
                     "anchors": anchors_s, "fit_plus_anchors": total_s},
         "forget_pairs": len(forget), "fit_pairs": summary["pairs"],
         "fit_steps": config.steps, "final_terms": summary["history"][-1],
-        "probe_table5": M.modality_probe(model, M.features(captioner, painter, held_out)),
+        "probe_table5": modality_probe(model, features(captioner, painter, held_out)),
         "probe_pairs": len(held_out),
         "examples": [{"pair_id": a.pair_id, "X_2": a.text, "R_2": a.texts[0]} for a in items],
         "name_in_R2": _names_in([t for a in items for t in a.texts]),
@@ -84,16 +88,16 @@ def mvi_benchmark(data=None, forget_size: int = 5, seed: int = 0,
             s = load_scenario(root, scenario)
             pairs, _ = s.split(load_forget_ids(forget_list_path(root, scenario, size, seed)))
             if scenario == "copyright":  # MVI for that scenario's data (cached if fitted)
-                model_s, _ = M.fit_or_load(captioner, painter, s.train, config)
+                model_s, _ = fit_or_load(captioner, painter, s.train, config)
             else:
                 model_s = model
             rows = {"real": {"IS": round(inception_style_score(
                 clf, [open_image(p) for p in pairs]), 3),
                 "self_bleu4": round(self_bleu([p.text for p in pairs]), 2)},
                 "images": len({p.image for p in pairs})}
-            for strategy in M.STRATEGIES:
-                got = M.anchors(model_s, captioner, painter, pairs, strategy=strategy,
-                                seed=seed, pool=s.train)
+            for strategy in STRATEGIES:
+                got = anchors(model_s, captioner, painter, pairs, strategy=strategy,
+                              seed=seed, pool=s.train)
                 # one R_2 per distinct forgetting image: swap texts depend on the image only
                 first = {p.image: a for p, a in zip(pairs, got)}
                 r2 = [t for a in first.values() for t in a.texts]

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import unlearn
-from .backbone import Backbone
-from .data.loaders import Pair, open_image
-from .inputs import InputError, check_user_text, read_user_image
-from .membership import fit_attack, pair_features
-from .scenarios import Scenario
-from .train import itc_itm_loss
-from .unlearn.request import Request, group_ids, optimiser, sample, step, tensors
+from mmu_core import unlearn
+from mmu_core.data.inputs import InputError, check_user_text, read_user_image
+from mmu_core.data.loaders import Pair, open_image
+from mmu_core.data.scenarios import Scenario
+from mmu_core.metrics.membership import fit_attack, pair_features
+from mmu_core.models.backbone import Backbone
+from mmu_core.training.recipes import itc_itm_loss
+from mmu_core.unlearn.request import Request, group_ids, optimiser, sample, step, tensors
 
 UPLOAD_PREFIX = "upload-"
 RANK_GALLERY = 200  # texts a pair's own text is ranked against
@@ -196,8 +196,8 @@ def retrain_reference(outcome: Outcome, epochs: int | None = None, **extras):
 def comparison(outcome: Outcome, retrained: Backbone, max_pairs: int = 300, seed: int = 0) -> dict:
     """Headline metrics of original, unlearned and retrained models on this request's
     scenario and forget set, with the deltas to Retrain (Markdown) and per-pair evidence."""
-    from .compare import headline_table
-    from .evaluate import evaluate
+    from mmu_core.metrics.compare import headline_table
+    from mmu_core.metrics.evaluate import evaluate
 
     ids = [p.pair_id for p in outcome.forget]
     models = {"original": outcome.original, "unlearned": outcome.unlearned,

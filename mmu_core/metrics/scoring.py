@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .backbone import Backbone
-from .inputs import check_user_text, read_user_image
+from mmu_core.data.inputs import check_user_text, read_user_image
+from mmu_core.models.backbone import Backbone
 
 
 @torch.no_grad()

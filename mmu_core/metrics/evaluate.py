@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .backbone import Backbone
-from .data.loaders import MCQ, Pair, VEExample, open_image
-from .membership import membership_inference
-from .scenarios import Scenario
+from mmu_core.data.loaders import MCQ, Pair, VEExample, open_image
+from mmu_core.data.scenarios import Scenario
+from mmu_core.metrics.membership import membership_inference
+from mmu_core.models.backbone import Backbone
 
 RERANK_K = 16  # ITC candidates re-ranked by ITM (ALBEF uses 128-256 on galleries of 1K-5K)
 
@@ -182,9 +182,9 @@ def evaluate(bb: Backbone, sc: Scenario, forget_ids, *, max_pairs: int = 1000,
 
 
 def evaluate_cli(a) -> None:
-    from .backbone import load_backbone
-    from .provenance import provenance
-    from .scenarios import load_forget_ids, load_scenario
+    from mmu_core.data.scenarios import load_forget_ids, load_scenario
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.backbone import load_backbone
 
     bb = load_backbone(a.model)
     sc = load_scenario(a.data, a.scenario)

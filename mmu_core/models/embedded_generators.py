@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..embedded import words_of
+from mmu_core.models.embedded import words_of
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def new_captioner(texts, size: CaptionerSize = CaptionerSize(), seed: int = 0):
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-    from .captioner import Captioner
+    from mmu_core.models.captioner import Captioner
 
     tok = word_level_tokenizer(texts)
     image_processor = BlipImageProcessorPil(size={"height": size.image_size,
@@ -112,7 +112,7 @@ def new_painter(texts, size: PainterSize = PainterSize(), seed: int = 0):
                            UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from .painter import Painter
+    from mmu_core.models.painter import Painter
 
     tok = clip_tokenizer(texts, size.max_text_len)
     torch.manual_seed(seed)

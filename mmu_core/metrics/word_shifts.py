@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import torch
 
-from .data.loaders import Pair, open_image
+from mmu_core.data.loaders import Pair, open_image
 
 
 @torch.no_grad()

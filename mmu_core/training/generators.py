@@ -14,14 +14,13 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..data.loaders import Pair, open_image
+from mmu_core.data.loaders import Pair, open_image
 
 
 def _bar(total, desc):

@@ -8,8 +8,8 @@ import re
 
 import numpy as np
 
-from ..data.loaders import Pair, open_image
-from ..data.vocab import BACKGROUNDS, COLOURS, SHIRT_COLOURS
+from mmu_core.data.loaders import Pair, open_image
+from mmu_core.data.vocab import BACKGROUNDS, COLOURS, SHIRT_COLOURS
 
 _SHIRT = re.compile(r"wearing an? (\w+) shirt")
 _WALL = re.compile(r"front of an? (\w+) wall")

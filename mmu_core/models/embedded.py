@@ -45,7 +45,7 @@ def new_backbone(texts, size: EmbeddedSize = EmbeddedSize(), seed: int = 0):
     from transformers import BlipConfig, BlipForImageTextRetrieval, BlipProcessor
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-    from .backbone import Backbone
+    from mmu_core.models.backbone import Backbone
 
     tok = build_tokenizer(texts)
     ids = tok.convert_tokens_to_ids

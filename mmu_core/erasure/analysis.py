@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data.loaders import Pair, open_image
+from mmu_core.data.loaders import Pair, open_image
 
 
 def neighbours(bb, forget: list[Pair], pool: list[Pair], k: int = 6) -> list[Pair]:
@@ -87,7 +87,7 @@ def warm_up_umap() -> None:
 
 def modality_probe(mvi, captioner, painter, pairs: list[Pair]) -> dict:
     """Table 5 on these pairs: how theta_M labels U' and K' of each modality."""
-    from . import mvi as M
+    from mmu_core.mvi.model import features, modality_probe as theta_m_probe
 
     with torch.no_grad():
-        return M.modality_probe(mvi, M.features(captioner, painter, pairs))
+        return theta_m_probe(mvi, features(captioner, painter, pairs))

@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from .data.loaders import Pair, open_image
+from mmu_core.data.loaders import Pair, open_image
 
 MAX_PER_CLASS = 500
 

@@ -1,0 +1,123 @@
+"""Fitting MVI by the ELBO with the generators frozen, and the fit cache (user cache,
+then the fits shipped in assets/mvi) so every forget request on the same data reuses one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from mmu_core.data.loaders import Pair
+from mmu_core.mvi.model import (MVI, Features, MVIConfig, elbo_terms, features, negative_elbo,
+                                new_mvi)
+
+
+def fit(captioner, painter, pairs: list[Pair], config: MVIConfig = MVIConfig(),
+        feats: Features | None = None) -> tuple[MVI, dict]:
+    """Train phi_U', psi and theta_M by the ELBO with the generators frozen."""
+    start = time.perf_counter()
+    feats = feats if feats is not None else features(captioner, painter, pairs)
+    mvi = new_mvi(captioner, painter, config).train()
+    opt = torch.optim.AdamW(mvi.parameters(), lr=config.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(config.seed)
+    history = []
+    bar = tqdm(range(config.steps), desc="MVI (ELBO)",
+               mininterval=0.1 if sys.stderr.isatty() else 5.0)
+    for step in bar:
+        idx = torch.randint(0, len(feats), (min(config.batch_size, len(feats)),), generator=gen)
+        terms = elbo_terms(mvi, captioner, painter, feats.select(idx), generator=gen)
+        loss = negative_elbo(terms, config.kl_weight)
+        terms = {k: v.detach() for k, v in terms.items()}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(mvi.parameters(), 1.0)
+        opt.step()
+        if step % 10 == 0 or step == config.steps - 1:
+            history.append({"step": step, "loss": round(float(loss.detach()), 4),
+                            **{k: round(float(v), 4) for k, v in terms.items()}})
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    mvi.eval()
+    return mvi, {"seconds": round(time.perf_counter() - start, 2), "pairs": len(feats),
+                 "config": asdict(config), "history": history}
+
+
+# --- cache ------------------------------------------------------------------------------------
+
+def _model_fingerprint(module: nn.Module) -> str:
+    total = sum(float(p.double().sum()) for p in module.parameters())
+    count = sum(p.numel() for p in module.parameters())
+    return f"{count}:{total:.6e}"
+
+
+def cache_key(captioner, painter, pairs: list[Pair], config: MVIConfig) -> str:
+    """Same generators, same fitting pairs, same settings -> same key."""
+    payload = json.dumps({
+        "version": 1, "config": asdict(config),
+        "captioner": _model_fingerprint(captioner.model),
+        "painter": [_model_fingerprint(m) for m in
+                    (painter.pipe.unet, painter.pipe.text_encoder, painter.pipe.vae)],
+        "pairs": [[p.pair_id, p.group, p.text] for p in pairs],
+    }, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MMU_CACHE_DIR", Path.home() / ".cache" / "mmu")) / "mvi"
+
+
+# Fits shipped with the project (the embedded scenarios, seed 0), read-only: a fresh
+# install or Space answers its first forget request without a 15 s fit.
+SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "mvi"
+
+
+def _cached_folder(key: str) -> Path | None:
+    for root in (cache_root(), SHIPPED):
+        if (root / key / "config.json").is_file():
+            return root / key
+    return None
+
+
+def fit_pairs(pairs: list[Pair], max_pairs: int, seed: int = 0) -> list[Pair]:
+    """A deterministic subsample of the data MVI is fitted on (all of it when small)."""
+    if len(pairs) <= max_pairs:
+        return list(pairs)
+    g = torch.Generator().manual_seed(seed)
+    keep = sorted(torch.randperm(len(pairs), generator=g)[:max_pairs].tolist())
+    return [pairs[i] for i in keep]
+
+
+def fit_or_load(captioner, painter, pairs: list[Pair], config: MVIConfig = MVIConfig(),
+                cache: bool = True) -> tuple[MVI, dict]:
+    """A fitted MVI for these generators and data: from the cache when it holds one, else
+    fitted (and cached). The summary says which (`cache_hit`)."""
+    pairs = fit_pairs(pairs, config.max_fit_pairs, config.seed)
+    key = cache_key(captioner, painter, pairs, config)
+    folder = cache_root() / key
+    found = _cached_folder(key) if cache else None
+    if found is not None:
+        start = time.perf_counter()
+        mvi = MVI.from_pretrained(found).to(captioner.device).eval()
+        summary = json.loads((found / "fit_summary.json").read_text())
+        return mvi, {**summary, "cache_hit": True, "cache_key": key,
+                     "shipped": found.parent == SHIPPED,
+                     "load_seconds": round(time.perf_counter() - start, 3)}
+    mvi, summary = fit(captioner, painter, pairs, config)
+    if cache:
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        mvi.save_pretrained(tmp)
+        (tmp / "fit_summary.json").write_text(json.dumps(summary, indent=1))
+        if folder.exists():  # another process cached the same fit meanwhile
+            import shutil
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, folder)
+    return mvi, {**summary, "cache_hit": False, "cache_key": key}
+
