@@ -150,6 +150,8 @@ def _cmd_forget(a) -> None:
     from mmu_core.unlearn import run
     from mmu_core.unlearn.request import Request
 
+    from mmu_core.unlearn.tuned import tuned_settings
+
     settings = {}
     for item in a.set:
         key, _, value = item.partition("=")
@@ -160,6 +162,10 @@ def _cmd_forget(a) -> None:
     root = a.data or default_world()
     sc = load_scenario(root, a.scenario)
     ids = load_forget_ids(a.forget)
+    tuned, source = ({}, "the method's own defaults (--builtin-defaults)") \
+        if a.builtin_defaults else tuned_settings(a.method, a.scenario, len(set(ids)))
+    settings = {**tuned, **settings}  # --set overrides the tuned values
+    print(f"{a.method} settings: {json.dumps(settings)}; defaults from {source}")
     request = Request.build(load_backbone(a.model or f"embedded:{a.scenario}"), sc, ids,
                             a.scenario, seed=a.seed)
     model, info = run(a.method, request, **settings)
@@ -170,7 +176,12 @@ def _cmd_forget(a) -> None:
         result["metrics"] = evaluate(model, sc, ids, seed=a.seed)
     result["provenance"] = provenance(vars(a))
     (out / "forget_result.json").write_text(json.dumps(result, indent=1))
-    print(f"{a.method}: {info['seconds']} s; model and forget_result.json in {out}")
+    moved = info["forget_scores"]
+    print(f"{a.method}: {info['seconds']} s; forgetting pairs' ITM match "
+          f"{moved['itm_before']:.3f} -> {moved['itm_after']:.3f}, ITC cosine "
+          f"{moved['itc_before']:.3f} -> {moved['itc_after']:.3f}"
+          + ("; UNTOUCHED: nothing was forgotten" if moved["untouched"] else "")
+          + f"; model and forget_result.json in {out}")
 
 
 def _cmd_bench_app(a) -> None:
@@ -181,6 +192,14 @@ def _cmd_bench_app(a) -> None:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(text)
     print(text)
+
+
+def _cmd_bench_tune(a) -> None:
+    from mmu_core.bench.tuning import tune
+
+    result = tune(a.out, data=a.data, scenarios=tuple(a.scenario or ("privacy", "copyright")),
+                  methods=a.method)
+    print(json.dumps(result["settings"], indent=1))
 
 
 def _cmd_bench_unlearning(a) -> None:
@@ -282,16 +301,28 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--model", default=None, help="default: embedded:<scenario>")
     fg.add_argument("--data", default=None, help="world root (default: the embedded world)")
     fg.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
-    fg.add_argument("--forget", required=True, help="forget list (Df/.../image-<seed>.txt)")
+    fg.add_argument("--forget", required=True, help="forget list (Df/.../image-<seed>.txt): "
+                    "one id, or one annotation image value, per line")
     fg.add_argument("--out", required=True)
     fg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a method setting, e.g. --set max_steps=20 --set g_opt=false")
+                    help="a method setting, e.g. --set max_steps=20 --set g_opt=false; "
+                    "overrides the tuned settings (docs/benchmark.md)")
+    fg.add_argument("--builtin-defaults", action="store_true",
+                    help="start from the method's own defaults, not the tuned settings")
     fg.add_argument("--seed", type=int, default=0)
     fg.add_argument("--no-eval", action="store_true")
     fg.set_defaults(func=_cmd_forget)
 
     bn = sub.add_parser("bench", help="benchmarks (measured times and quality, as JSON)")
     bsub = bn.add_subparsers(dest="bench_cmd", required=True)
+    bt = bsub.add_parser("tune", help="the tuning protocol: every method's grid on the "
+                         "validation forget sets; writes settings.json (resumable)")
+    bt.add_argument("--out", default="docs/results/bench/tuning")
+    bt.add_argument("--data", default=None)
+    bt.add_argument("--scenario", action="append", choices=["privacy", "copyright"],
+                    help="default: both")
+    bt.add_argument("--method", action="append", help="default: every tuned method")
+    bt.set_defaults(func=_cmd_bench_tune)
     bm = bsub.add_parser("mvi", help="MVI fit + anchors for a few forgetting pairs; probe "
                          "and generation quality")
     bm.add_argument("--data", default=None)

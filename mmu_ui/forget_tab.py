@@ -23,6 +23,11 @@ def _status(out: forget_request.Outcome) -> str:
     b, a = out.before, out.after
     taught = " (taught first: it was not in the training data)" if out.taught else ""
     steps = f", {out.info['steps']} editing steps" if "steps" in out.info else ""
+    if out.info["forget_scores"]["untouched"]:
+        return (f"**`{out.method}` left the {len(out.forget)} pair(s) untouched{taught}**: "
+                f"mean match {b.mean('match'):.3f} → {a.mean('match'):.3f}, membership "
+                f"probability {b.mean('member'):.3f} → {a.mean('member'):.3f}. Nothing was "
+                f"forgotten; try another method or more steps.")
     return (f"**Forgot {len(out.forget)} pair(s) with `{out.method}`{taught}** in "
             f"{out.seconds['total']:.1f} s{steps}. Mean match {b.mean('match'):.3f} → "
             f"{a.mean('match'):.3f}; membership probability {b.mean('member'):.3f} → "

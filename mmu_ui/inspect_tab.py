@@ -38,8 +38,9 @@ def create_inspect_tab(engine: Engine, key: gr.State):
         gallery = [(im, f"{when}: {text}") for text, b, a in views.cams
                    for when, im in (("before", b), ("after", a))]
         table = pd.DataFrame(
-            [["largest", w, s, n] for w, s, n in views.word_table["largest"]]
-            + [["near zero", w, s, n] for w, s, n in views.word_table["near_zero"]],
+            [["largest drop", w, s, n] for w, s, n in views.word_table["largest"]]
+            + [["near zero", w, s, n] for w, s, n in views.word_table["near_zero"]]
+            + [["rise", w, s, n] for w, s, n in views.word_table.get("rises", [])],
             columns=["kind", "word", "shift", "pairs"])
         note = ("The probe needs MVI: only `ours` builds it." if views.probe is None else
                 "theta_M should tell U'_1 from U'_2 (modality-specific) and not K'_1 from "

@@ -18,6 +18,13 @@ def test_smoke_preset_writes_every_table_and_resumes(tmp_path):
     assert len(cells) == len(METHODS) + 1
     ours = json.loads((out / "cells" / "privacy-5-s0-ours.json").read_text())
     assert ours["unlearning"]["seconds"] > 0 and "MI" in ours["metrics"]["headline"]
+    for c in cells:  # every cell says what ran it, and every method how much it worked
+        cell = json.loads((out / "cells" / f"{c}.json").read_text())
+        assert cell["provenance"]["git"] and cell["provenance"]["versions"]["torch"]
+        if cell["method"] != "original":
+            assert cell["unlearning"]["grad_evals"] > 0
+            assert "untouched" in cell["unlearning"]["forget_scores"]
+    assert "| R@D_r |" in table and " ± " in table and "| grad |" in table
     assert len((out / "cells.csv").read_text().splitlines()) == len(cells) + 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["provenance"]["git"] and summary["provenance"]["versions"]

@@ -93,3 +93,26 @@ def test_default_world_sizes_mirror_the_paper(world):
         assert len(read_id_list(forget_list_path(world, "privacy", size, 0))) == size
     ratios = [n / m["scenes_train"] for n in m["copyright_forget"]]
     assert ratios == pytest.approx([1000 / 29000, 5000 / 29000], abs=0.01)
+
+
+def test_validation_forget_sets_avoid_every_reported_set(world):
+    """Tuning reads val-<k> lists only (docs/benchmark.md): none shares a person or an
+    image with a reported set of the validated sizes, or with another validation set."""
+    from mmu_core.data.scenarios import DATASETS, validation_sets
+
+    for name, unit in (("privacy", lambda i: i.split("_")[0]), ("copyright", lambda i: i)):
+        sets = validation_sets(world, name)
+        assert sets, name
+        folder = world / "Df" / DATASETS[name]
+        reported = {unit(i) for size in sets for path in folder.glob(f"{size}/image-*.txt")
+                    for i in read_id_list(path)}
+        seen = set()
+        for size, paths in sets.items():
+            for path in paths:
+                ids = read_id_list(path)
+                units = {unit(i) for i in ids}
+                assert len(ids) == size
+                assert not units & reported and not units & seen, path
+                seen |= units
+    assert len(list((world / "Df" / "mllmu" / "5").glob("image-*.txt"))) == 5  # 5 seeds
+

@@ -59,3 +59,61 @@ def test_headline_table_shows_deltas_to_retrain():
     assert t[0] == "| model | MI | R@D_f | R@D_test |"
     assert t[2] == "| Original | 90.0 (70.0) | 91.0 (86.0) | 70.0 (2.0) |"
     assert t[3] == "| Retrain | 20.0 (0.0) | 5.0 (0.0) | 72.0 (0.0) |"
+
+
+class GroupBackbone:
+    """Scores an image and a text 1 when they belong to the same group, else 0: every
+    image of a person matches every sentence of that person equally."""
+
+    def __init__(self, groups):
+        self.index = {g: i for i, g in enumerate(sorted(set(groups)))}
+        self.text_group = {}
+
+    def eval(self):
+        return self
+
+    def _onehot(self, idx):
+        import torch
+        return torch.nn.functional.one_hot(idx, len(self.index)).float()[:, None]
+
+    def tokenize(self, texts):
+        import torch
+        ids = torch.tensor([[self.index[self.text_group[t]]] for t in texts])
+        return ids, torch.ones_like(ids)
+
+    def encode_text(self, ids, mask):
+        return self._onehot(ids[:, 0])
+
+    def image_feat(self, img):
+        return img[:, 0]
+
+    text_feat = image_feat
+
+    def fuse(self, img, ids, mask):
+        return (img[:, 0] * self._onehot(ids[:, 0])[:, 0]).sum(-1)
+
+    def itm_logits(self, fused):
+        import torch
+        return torch.stack([torch.zeros_like(fused), 10 * fused], -1)
+
+
+def test_recall_galleries_and_positives_are_built_as_documented(tiny_world, monkeypatch):
+    """Gallery = the queried pairs + the distractors; queries = their images and texts; a
+    hit is any pair of the same group (a person's five photos all match each sentence)."""
+    import torch
+
+    from mmu_core.metrics import evaluate as ev
+
+    sc = load_scenario(tiny_world, "privacy")
+    pairs, distractors = sc.train[:10], sc.unseen[:15]  # two people; three unseen people
+    bb = GroupBackbone([p.group for p in pairs + distractors])
+    bb.text_group = {p.text: p.group for p in pairs + distractors}
+    monkeypatch.setattr(ev, "_image_embeds", lambda bb_, images: bb._onehot(
+        torch.tensor([bb.index[p.group] for p in images])))
+    r = ev.retrieval(bb, pairs, distractors=distractors)
+    assert r["n_gallery_texts"] == 25 and r["n_query_texts"] == 10
+    assert r["n_gallery_images"] == len({p.image for p in pairs + distractors})
+    assert r["n_query_images"] == len({p.image for p in pairs})
+    # per-pair positives would give a sentence's first-ranked photo (the person's first)
+    # credit only for sentence 0, i.e. R@1 = 20; group positives give 100
+    assert r["IR"]["R@1"] == 100.0 and r["TR"]["R@1"] == 100.0

@@ -5,7 +5,7 @@ clear errors."""
 import pytest
 import torch
 
-from mmu_core.data.loaders import DataError, open_image
+from mmu_core.data.loaders import DataError, Pair, open_image
 from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
 from mmu_core.models.backbone import load_backbone
 from mmu_core.unlearn import names, run
@@ -78,3 +78,39 @@ def test_forget_command_saves_a_loadable_model(world, tmp_path):
                                  str(tmp_path / "x")],
                          cwd=root, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "nonsense" in bad.stderr
+
+
+@pytest.mark.parametrize("method", sorted(FAST))
+def test_no_method_reads_test_data(method, request_5):
+    """D_test (and the never-trained pairs) replaced by pairs whose images do not exist:
+    any read of them would raise, so every method, its stopping rule included, runs on
+    D_f and D_r only."""
+    from dataclasses import replace
+
+    ghost = [Pair(f"/nonexistent/{i}.png", "a ghost", f"G{i}", f"G{i}_0") for i in range(8)]
+    sc = replace(request_5.scenario, test=ghost, unseen=ghost, mcq_test=[], ve_test=[])
+    request = replace(request_5, scenario=sc, artifacts={})
+    model, info = run(method, request, **FAST[method])
+    assert info["forget_scores"]["pairs"] == len(request_5.forget)
+
+
+def test_run_reports_how_far_the_forget_pairs_moved(request_5):
+    _, still = run("ga", request_5, steps=0)
+    assert still["forget_scores"]["untouched"]
+    assert still["forget_scores"]["itm_after"] == still["forget_scores"]["itm_before"]
+    _, moved = run("ga", request_5, steps=3, lr=1e-4)
+    f = moved["forget_scores"]
+    assert not f["untouched"] and f["itm_after"] < f["itm_before"]
+
+
+def test_slug_says_when_its_target_is_out_of_reach(request_5):
+    model, info = run("slug", request_5, target_ratio=1e-6, max_step=0.05, search_steps=4,
+                      candidates=2)
+    assert info["target_reached"] is False
+    assert info["forget_signal_after"] <= info["forget_signal_before"]
+    # the step kept is admissible: D_r keeps at least the floor of its signal
+    assert info["retain_signal_after"] >= 0.9 * info["retain_signal_before"] - 1e-3
+    assert len(info["candidates"]) == 2 and all(not c["reached"] for c in info["candidates"])
+    reachable = run("slug", request_5, search_steps=6)[1]
+    if reachable["target_reached"]:
+        assert reachable["forget_signal_after"] <= reachable["target"] + 1e-3

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 METHODS = ("retrain", "finetune", "ga", "badt", "multidelete", "slug", "adv", "ours")
@@ -22,15 +23,22 @@ class Preset:
     word_shift_pairs: int = 200  # D_r pairs added to D_f for Table 9
     methods: tuple = METHODS
     overrides: dict = field(default_factory=dict)
+    extra_seeds: dict = field(default_factory=dict)  # "scenario-size" -> more seeds
+    tuned: bool = False  # each method with the protocol's tuned settings (docs/benchmark.md)
+
+    def seeds_of(self, scenario: str, size: int) -> tuple:
+        return self.seeds + tuple(self.extra_seeds.get(f"{scenario}-{size}", ()))
 
 
 PRESETS = {
     # a quick end-to-end pass for the test suite; its Retrain is 2 epochs, not the recipe's
     "smoke": Preset(grid={"privacy": (5,)}, seeds=(0,), retrain_epochs=2, eval_max_pairs=200,
                     word_shift_pairs=40),
-    "paper": Preset(grid={"privacy": (5, 50), "copyright": (35, 170)}, seeds=(0, 1, 2),
+    # the protocol of docs/benchmark.md: tuned settings, privacy-5 over five seeds
+    "paper": Preset(grid={"privacy": (5, 50, 500), "copyright": (35, 170)}, seeds=(0, 1, 2),
                     retrain_epochs=None, eval_max_pairs=1000,
-                    ablations=(("privacy", 50), ("copyright", 35))),
+                    ablations=(("privacy", 50), ("copyright", 35)),
+                    extra_seeds={"privacy-5": (3, 4)}, tuned=True),
 }
 
 # variant name -> settings of ours (Table 3 strategies, Table 4 switches, Figure 6)
@@ -70,6 +78,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
     from mmu_core.models.backbone import load_backbone
     from mmu_core.unlearn import run
     from mmu_core.unlearn.request import Request
+    from mmu_core.unlearn.tuned import tuned_settings
 
     preset = PRESETS[preset_name]
     out = Path(out)
@@ -84,10 +93,13 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
             sc = load_scenario(root, scenario)
             ids = load_forget_ids(forget_list_path(root, scenario, size, seed))
             original = load_backbone(f"embedded:{scenario}")
+            kw = {}
             if method == "original":
                 model, info = original, {"method": "original", "seconds": 0.0}
             else:
-                kw = dict(settings or {})
+                tuned = (tuned_settings(method, scenario, size)[0]
+                         if preset.tuned and method != "retrain" else {})
+                kw = {**tuned, **(settings or {})}
                 if method == "retrain" and preset.retrain_epochs:
                     kw.setdefault("epochs", preset.retrain_epochs)
                 request = Request.build(original, sc, ids, scenario, seed=seed)
@@ -95,7 +107,9 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
             metrics = evaluate(model, sc, ids, max_pairs=preset.eval_max_pairs, seed=seed,
                                progress=False)
             result = {"cell": name, "scenario": scenario, "size": size, "seed": seed,
-                      "method": tag or method, "unlearning": info, "metrics": metrics}
+                      "method": tag or method, "settings": kw, "unlearning": info,
+                      "metrics": metrics,
+                      "provenance": provenance({"preset": preset_name})}
             if method == "ours" and tag is None and seed == preset.seeds[0]:
                 d_f, d_r = sc.split(ids)
                 result["word_shifts"] = word_shifts(original, model,
@@ -116,12 +130,13 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
     for scenario, size in preset.ablations:
         for tag, settings in ABLATIONS.items():
             one(scenario, size, preset.seeds[0], "ours", settings, tag=f"ours[{tag}]")
-    for seed in preset.seeds[1:]:
+    for k in range(1, max(len(preset.seeds_of(*g)) for g in grid)):
         for scenario, size in grid:
-            for method in ("original",) + preset.methods:
-                one(scenario, size, seed, method)
+            seeds = preset.seeds_of(scenario, size)
+            for method in ("original",) + preset.methods if k < len(seeds) else ():
+                one(scenario, size, seeds[k], method)
     out.mkdir(parents=True, exist_ok=True)
-    expected = len(grid) * len(preset.seeds) * (1 + len(preset.methods)) + len(
+    expected = sum(len(preset.seeds_of(*g)) for g in grid) * (1 + len(preset.methods)) + len(
         preset.ablations) * len(ABLATIONS)
     summary = {"preset": preset_name, "cells": len(cells), "cells_expected": expected,
                "provenance": provenance({"preset": preset_name, **preset.__dict__})}
@@ -134,8 +149,51 @@ def _mean(values):
     return sum(values) / len(values)
 
 
-def _fmt(v, d=None):
-    return f"{v:.2f}" + (f" ({d:.2f})" if d is not None else "")
+def _std(values):
+    m = _mean(values)
+    return (sum((v - m) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+
+
+def _pm(row: dict, key: str, delta: bool = True) -> str:
+    values = row["values"].get(key)
+    if not values:
+        return "-"
+    text = f"{_mean(values):.2f} ± {_std(values):.2f}"
+    deltas = row["deltas"].get(key)
+    return text + (f" ({_mean(deltas):.2f})" if delta and deltas else "")
+
+
+def method_rows(by: dict, scenario: str, size: int, methods) -> dict:
+    """Per method: each headline value, its |delta| to the same seed's Retrain, the
+    per-seed Avg.G of both tasks, steps, backward passes and time, as lists over seeds."""
+    from mmu_core.metrics.compare import compare
+
+    retrain = {c["seed"]: c for c in by.get((scenario, size, "retrain"), [])}
+    if not retrain:
+        return {}
+    rows = {}
+    for method in methods:
+        group = [c for c in by.get((scenario, size, method), []) if c["seed"] in retrain]
+        if not group:
+            continue
+        values, deltas = {}, {}
+        for c in group:
+            h, ref = c["metrics"]["headline"], retrain[c["seed"]]["metrics"]["headline"]
+            cmp = compare(c["metrics"], retrain[c["seed"]]["metrics"])
+            for k, v in h.items():
+                values.setdefault(k, []).append(v)
+                deltas.setdefault(k, []).append(abs(v - ref[k]))
+            values.setdefault("avg_g", []).append(cmp["retrieval"]["avg_g"])
+            if "second" in cmp:
+                values.setdefault("avg_g_second", []).append(cmp["second"]["avg_g"])
+            info = c["unlearning"]
+            for k, v in (("steps", info.get("steps", info.get("epochs"))),
+                         ("grad_evals", info.get("grad_evals")), ("seconds", info["seconds"])):
+                if v is not None:
+                    values.setdefault(k, []).append(v)
+        rows[method] = {"values": values, "deltas": deltas, "n": len(group),
+                        "seeds": sorted(c["seed"] for c in group)}
+    return rows
 
 
 def write_tables(cells: dict, out: Path, preset: Preset) -> None:
@@ -148,44 +206,34 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
     for c in cells.values():
         by.setdefault((c["scenario"], c["size"], c["method"]), []).append(c)
 
-    def mean_headline(group):
-        keys = group[0]["metrics"]["headline"].keys()
-        return {k: _mean([g["metrics"]["headline"][k] for g in group]) for k in keys}
-
     md, js = [f"# Unlearning benchmark, preset `{out.name}`", "",
-              "Means over the seeds computed so far (n; the preset asks for "
-              + ", ".join(map(str, preset.seeds)) + "); (|delta| to Retrain's mean); T = "
-              "unlearning wall time in seconds on this machine (2 CPU cores)."
+              "Each value: mean ± std over the seeds computed so far (n), then in brackets "
+              "the mean over seeds of |value - Retrain's of the same seed|; Avg.G likewise "
+              "per seed. Steps: optimisation steps (Retrain: epochs); grad: backward passes; "
+              "T: unlearning wall time in seconds on this machine (2 CPU cores)."
               + (f" Smoke preset: Retrain ran {preset.retrain_epochs} epochs, not the "
                  "recipe's." if preset.retrain_epochs else ""), ""], {}
     for scenario, sizes in preset.grid.items():
         second = "V-MCQ" if scenario == "privacy" else "VE"
         for size in sizes:
-            if (scenario, size, "retrain") not in by:
+            rows = method_rows(by, scenario, size, ("original",) + preset.methods)
+            if not rows:
                 continue
-            ref = {"scenario": scenario, "headline": mean_headline(by[scenario, size, "retrain"])}
             md += [f"## {scenario}, forget {size} (retrieval | {second})", "",
-                   "| method | MI | R@D_f | R@D_test | Avg.G | MI | A@D_f | A@D_test | Avg.G | T (s) | n |",
-                   "|---" * 11 + "|"]
-            for method in ("original",) + preset.methods:
-                group = by.get((scenario, size, method))
-                if not group:
-                    continue
-                h = mean_headline(group)
-                cmp = compare({"scenario": scenario, "headline": h}, ref)
-                t = _mean([g["unlearning"]["seconds"] for g in group])
-                r, s = cmp["retrieval"], cmp.get("second")
-                row = [_fmt(r["values"][k], r["delta"][k]) for k in ("MI", "R@D_f", "R@D_test")]
-                row.append(_fmt(r["avg_g"]))
-                if s:
-                    row += [_fmt(s["values"][k], s["delta"][k]) for k in ("MI", "A@D_f", "A@D_test")]
-                    row.append(_fmt(s["avg_g"]))
-                else:
-                    row += ["-"] * 4
-                md.append(f"| {method} | " + " | ".join(row) + f" | {t:.1f} | {len(group)} |")
-                js[f"{scenario}-{size}-{method}"] = {"headline": h, "compare": cmp,
-                                                     "seconds": t, "seeds": len(group)}
+                   "| method | MI | R@D_f | R@D_test | R@D_r | Avg.G | A@D_f | A@D_test | Avg.G "
+                   "| steps | grad | T (s) | n |", "|---" * 13 + "|"]
+            for method, row in rows.items():
+                cols = [_pm(row, k) for k in ("MI", "R@D_f", "R@D_test", "R@D_r", "avg_g",
+                                              "A@D_f", "A@D_test", "avg_g_second")]
+                cols += [_pm(row, k, delta=False) for k in ("steps", "grad_evals", "seconds")]
+                md.append(f"| {method} | " + " | ".join(cols) + f" | {row['n']} |")
+                js[f"{scenario}-{size}-{method}"] = row
             md.append("")
+            used = {m: by[scenario, size, m][0].get("settings") for m in preset.methods
+                    if (scenario, size, m) in by}
+            if any(used.values()):
+                md += [f"Settings used ({scenario}, forget {size}): " + "; ".join(
+                    f"{m} `{json.dumps(s)}`" for m, s in used.items() if s), ""]
     for scenario, size in preset.ablations:
         seed = preset.seeds[0]
         ref = cells.get(f"{scenario}-{size}-s{seed}-retrain")
@@ -209,8 +257,10 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
                    "shift = after - before of the ITM match (%) of each image with each word "
                    "of its text, averaged over the pairs the word occurs in.", "",
                    "| largest drops | shift | n | near zero | shift | n |", "|---" * 6 + "|"]
-            for (w1, s1, n1), (w2, s2, n2) in zip(ws["largest"], ws["near_zero"]):
-                md.append(f"| {w1} | {s1:.2f} | {n1} | {w2} | {s2:+.5f} | {n2} |")
+            for left, right in zip_longest(ws["largest"], ws["near_zero"]):
+                cols = [f"{r[0]} | {r[1]:+.{d}f} | {r[2]}" if r else " | | "
+                        for r, d in ((left, 2), (right, 5))]
+                md.append(f"| {cols[0]} | {cols[1]} |")
             md.append("")
     (out / "tables.md").write_text("\n".join(md) + "\n")
     (out / "tables.json").write_text(json.dumps(js, indent=1))

@@ -8,7 +8,10 @@ Layout under OUT (every path is what a real download would hold, except world.js
   snli_ve/ve_{train,test}.json                  SNLI-VE in ALBEF format (image = Flickr id)
   mllmu/{train,test}.parquet                    MLLMU-Bench-style profiles
   mllmu/profiles_{train,test}.json, mllmu/mllmu-images/   Flickr30k-style retrieval view
-  Df/<dataset>/<size>/image-<seed>.txt          forget sets: image ids, one per line
+  Df/<dataset>/<size>/image-<seed>.txt          reported forget sets: ids, one per line
+  Df/<dataset>/<size>/val-<k>.txt               validation forget sets (settings are tuned
+                                                on these only; disjoint from every reported
+                                                set; see docs/benchmark.md)
   world.json                                    seed, sizes, and a fingerprint of all files
 """
 
@@ -27,7 +30,7 @@ from mmu_core.data.render import draw_portrait, draw_scene
 from mmu_core.data.world import (Person, appearance_caption, make_people, make_scenes, random_face,
                                  random_photo)
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class WorldSize:
     privacy_forget: tuple[int, ...] = (5, 50, 500)
     copyright_forget: tuple[int, ...] = (35, 170)
     forget_seeds: tuple[int, ...] = (0, 1, 2)
+    small_privacy_seeds: tuple[int, ...] = (3, 4)  # more seeds for the one-person set
+    # validation forget sets per size (the largest privacy size has none: no set of 100
+    # people is disjoint from the reported ones; it takes the next size's settings)
+    privacy_val: tuple[tuple[int, int], ...] = ((5, 2), (50, 2))
+    copyright_val: tuple[tuple[int, int], ...] = ((35, 2), (170, 1))
 
 
 SIZES = {
@@ -51,7 +59,8 @@ SIZES = {
     # A small world for tests and quick looks; same code, same formats.
     "tiny": WorldSize(pretrain_portraits=60, pretrain_scenes=30, scenes_train=40,
                       scenes_val=8, scenes_test=20, people_train=12, people_test=8,
-                      privacy_forget=(5, 10), copyright_forget=(4, 8), forget_seeds=(0,)),
+                      privacy_forget=(5, 10), copyright_forget=(4, 8), forget_seeds=(0,),
+                      small_privacy_seeds=(), privacy_val=((5, 1),), copyright_val=((4, 1),)),
 }
 
 
@@ -124,25 +133,68 @@ def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dic
     for split, persons in groups.items():
         _write_profiles(ml, split, persons, r_mcq)
 
-    # Forget sets, chosen by seed.
-    for fseed in ws.forget_seeds:
-        rng = np.random.default_rng([seed, fseed])
-        for n_pairs in ws.privacy_forget:
-            n_people = n_pairs // 5
-            if n_people > len(groups["train"]):
-                raise ValueError(f"forget size {n_pairs} exceeds the training people")
-            chosen = rng.choice(len(groups["train"]), size=n_people, replace=False)
-            ids = [f"{groups['train'][i].id}_{k}" for i in sorted(chosen) for k in range(5)]
-            _write_lines(out / "Df" / "mllmu" / str(n_pairs) / f"image-{fseed}.txt", ids)
-        for n_img in ws.copyright_forget:
-            chosen = rng.choice(n_tr, size=n_img, replace=False)
-            ids = [splits["train"][i].id for i in sorted(chosen)]
-            _write_lines(out / "Df" / "flickr30k" / str(n_img) / f"image-{fseed}.txt", ids)
+    _write_forget_sets(out, ws, seed, groups["train"], splits["train"])
 
     manifest = {"world_version": WORLD_VERSION, "seed": seed, "size": size,
                 "sizes": asdict(ws), "fingerprint": fingerprint(out)}
     _write_json(out / "world.json", manifest)
     return manifest
+
+
+def _write_forget_sets(out: Path, ws: WorldSize, seed: int, people: list[Person],
+                       scenes: list) -> None:
+    """Reported forget sets by seed (image-<seed>.txt), then validation sets (val-<k>.txt)
+    drawn from the people / images that no reported set holds. Exception: the largest
+    privacy sets (100 of 150 people each) leave no such people, so privacy validation sets
+    avoid the reported sets of the validated sizes only (docs/benchmark.md)."""
+    used_people, used_scenes = set(), set()
+    for fseed in ws.forget_seeds + ws.small_privacy_seeds:
+        rng = np.random.default_rng([seed, fseed])
+        sizes = ws.privacy_forget if fseed in ws.forget_seeds else ws.privacy_forget[:1]
+        for n_pairs in sizes:
+            chosen = rng.choice(len(people), size=_people_for(n_pairs, people), replace=False)
+            if n_pairs in dict(ws.privacy_val):
+                used_people.update(int(i) for i in chosen)
+            _write_people(out / "Df" / "mllmu" / str(n_pairs) / f"image-{fseed}.txt",
+                          people, chosen)
+        if fseed not in ws.forget_seeds:
+            continue
+        for n_img in ws.copyright_forget:
+            chosen = rng.choice(len(scenes), size=n_img, replace=False)
+            used_scenes.update(int(i) for i in chosen)
+            _write_lines(out / "Df" / "flickr30k" / str(n_img) / f"image-{fseed}.txt",
+                         [scenes[i].id for i in sorted(chosen)])
+    rng = np.random.default_rng([seed, 1000])
+    free_people = [i for i in range(len(people)) if i not in used_people]
+    for n_pairs, count in ws.privacy_val:
+        for k in range(count):
+            n = _people_for(n_pairs, people)
+            if n > len(free_people):
+                raise ValueError(f"no room for a validation set of {n_pairs} pairs")
+            chosen = rng.choice(free_people, size=n, replace=False)
+            free_people = [i for i in free_people if i not in set(chosen.tolist())]
+            _write_people(out / "Df" / "mllmu" / str(n_pairs) / f"val-{k}.txt", people, chosen)
+    free_scenes = [i for i in range(len(scenes)) if i not in used_scenes]
+    for n_img, count in ws.copyright_val:
+        for k in range(count):
+            if n_img > len(free_scenes):
+                raise ValueError(f"no room for a validation set of {n_img} images")
+            chosen = rng.choice(free_scenes, size=n_img, replace=False)
+            free_scenes = [i for i in free_scenes if i not in set(chosen.tolist())]
+            _write_lines(out / "Df" / "flickr30k" / str(n_img) / f"val-{k}.txt",
+                         [scenes[i].id for i in sorted(chosen)])
+
+
+def _people_for(n_pairs: int, people: list) -> int:
+    n_people = n_pairs // 5  # a privacy forget set holds whole profiles of 5 pairs
+    if n_people > len(people):
+        raise ValueError(f"forget size {n_pairs} exceeds the training people")
+    return n_people
+
+
+def _write_people(path: Path, people: list, chosen) -> None:
+    _write_lines(path, [f"{people[i].id}_{k}" for i in sorted(int(c) for c in chosen)
+                        for k in range(5)])
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
@@ -249,7 +301,9 @@ def default_world(seed: int = 0) -> Path:
     return root
 
 
-# Fingerprints of the worlds the shipped embedded models were trained on.
+# Fingerprints of the worlds the shipped embedded models were trained on. Version 2 adds
+# forget lists only (privacy-5 seeds 3-4, the validation sets); every training file is
+# byte-identical to version 1's (b7dbc0d5...), on which the models were trained.
 EXPECTED_FINGERPRINTS: dict[int, str] = {
-    0: "b7dbc0d523b462c68d87f91682bea6a09737704b1181795931e829ab3b833535",
+    0: "13f53ad2f0054999791443dd755d0535aa468b8343f77b0ab416535240649fe7",
 }

@@ -232,11 +232,25 @@ def profile_mcqs(profiles: list[Profile]) -> list[MCQ]:
     return out
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def forget_id(entry: str) -> str:
+    """A forget-list line as an id: ids stay as they are; an annotation's `image` value, as
+    MultiDelete writes its D_f files (`flickr30k-images/1000092795.jpg`), becomes the
+    image's id (its file stem, as `load_karpathy` names pairs)."""
+    entry = entry.strip()
+    if "/" in entry or "\\" in entry or entry.lower().endswith(IMAGE_SUFFIXES):
+        return Path(entry.replace("\\", "/")).stem
+    return entry
+
+
 def read_id_list(path: str | Path) -> list[str]:
+    """A forget list: one id, or one annotation `image` value, per line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: forget list not found")
-    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    ids = [forget_id(line) for line in path.read_text().splitlines() if line.strip()]
     if not ids:
         raise DataError(f"{path}: forget list is empty")
     return ids

@@ -9,13 +9,14 @@ copyright (Table 2): Flickr30k. D_f: images with all their captions. Tasks: retr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mmu_core.data.loaders import (MCQ, DataError, Pair, VEExample, load_karpathy, load_mllmu,
                                    load_snli_ve, profile_mcqs, profile_pairs, read_id_list)
 
 SCENARIOS = ("privacy", "copyright")
+DATASETS = {"privacy": "mllmu", "copyright": "flickr30k"}  # where each keeps its forget lists
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Scenario:
     ve_test: list[VEExample] = field(default_factory=list)
     mcq_train: list[MCQ] = field(default_factory=list)
     mcq_test: list[MCQ] = field(default_factory=list)
+    val: list[Pair] = field(default_factory=list)  # validation split: tuning's D_test
 
     @property
     def qa_train(self) -> list[Pair]:
@@ -50,6 +52,17 @@ class Scenario:
                             f"({len(known)} ids): nothing would remain")
         return ids
 
+    def validation_view(self) -> "Scenario":
+        """The scenario as settings are tuned on it (docs/benchmark.md): the validation split
+        stands in for D_test, and for the never-trained pairs where those are D_test's own
+        (copyright); no V-MCQ or VE test questions. Tuning code sees only this view."""
+        if not self.val:
+            raise DataError(f"the {self.name} scenario has no validation split")
+        test_ids = {p.pair_id for p in self.test}
+        unseen = self.val if any(p.pair_id in test_ids for p in self.unseen) else self.unseen
+        return replace(self, test=list(self.val), unseen=list(unseen), mcq_test=[],
+                       ve_test=[])
+
     def split(self, forget_ids) -> tuple[list[Pair], list[Pair]]:
         """(D_f, D_r) of the training pairs."""
         ids = self.check_forget(list(forget_ids))
@@ -63,23 +76,35 @@ def load_scenario(root: str | Path, name: str) -> Scenario:
         raise ValueError(f"unknown scenario {name!r}; choose from {SCENARIOS}")
     flickr_train = load_karpathy(root / "flickr30k" / "flickr30k_train.json")
     flickr_test = load_karpathy(root / "flickr30k" / "flickr30k_test.json")
+    flickr_val = load_karpathy(root / "flickr30k" / "flickr30k_val.json")
     if name == "privacy":
         train_profiles = load_mllmu(root / "mllmu", "train")
         test_profiles = load_mllmu(root / "mllmu", "test")
         return Scenario(
             name, train=profile_pairs(train_profiles), test=flickr_test,
             unseen=profile_pairs(test_profiles), normal=flickr_train,
-            mcq_train=profile_mcqs(train_profiles), mcq_test=profile_mcqs(test_profiles))
+            mcq_train=profile_mcqs(train_profiles), mcq_test=profile_mcqs(test_profiles),
+            val=flickr_val)
     images = root / "flickr30k" / "flickr30k-images"
     return Scenario(
         name, train=flickr_train, test=flickr_test, unseen=flickr_test,
         ve_train=load_snli_ve(root / "snli_ve" / "ve_train.json", images),
-        ve_test=load_snli_ve(root / "snli_ve" / "ve_test.json", images))
+        ve_test=load_snli_ve(root / "snli_ve" / "ve_test.json", images), val=flickr_val)
 
 
-def forget_list_path(root: str | Path, name: str, size: int, seed: int) -> Path:
-    dataset = {"privacy": "mllmu", "copyright": "flickr30k"}[name]
-    return Path(root) / "Df" / dataset / str(size) / f"image-{seed}.txt"
+def forget_list_path(root: str | Path, name: str, size: int, seed: int | str) -> Path:
+    """A reported forget set by its seed (`image-<seed>.txt`), or a validation set by its
+    name (`val-<k>`, for tuning only)."""
+    stem = seed if isinstance(seed, str) else f"image-{seed}"
+    return Path(root) / "Df" / DATASETS[name] / str(size) / f"{stem}.txt"
+
+
+def validation_sets(root: str | Path, name: str) -> dict[int, list[Path]]:
+    """The validation forget lists of a scenario by size (sizes not tuned have none)."""
+    out = {}
+    for path in sorted((Path(root) / "Df" / DATASETS[name]).glob("*/val-*.txt")):
+        out.setdefault(int(path.parent.name), []).append(path)
+    return dict(sorted(out.items()))
 
 
 def load_forget_ids(path: str | Path) -> list[str]:

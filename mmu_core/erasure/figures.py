@@ -66,19 +66,23 @@ def semantic_maps(before: dict, after: dict) -> go.Figure:
 
 
 def word_shift_bars(shifts: dict) -> go.Figure:
-    """Table 9 as bars: the largest per-word drops and the words that moved least."""
-    fig = make_subplots(1, 2, subplot_titles=("largest drops", "near zero"))
-    for col, key in enumerate(("largest", "near_zero"), start=1):
+    """Table 9 as bars: the largest per-word drops, the words that moved least, and any
+    words that rose."""
+    panels = [("largest", "largest drops", "#d62728"),
+              ("near_zero", f"near zero (|shift| <= {shifts.get('near', 2):g})", "#7f7f7f")]
+    if shifts.get("rises"):
+        panels.append(("rises", "rises", "#2ca02c"))
+    fig = make_subplots(1, len(panels), subplot_titles=[p[1] for p in panels])
+    for col, (key, _, colour) in enumerate(panels, start=1):
         rows = shifts[key]
         words = [r[0] for r in rows]
         fig.add_trace(go.Bar(x=[r[1] for r in rows], y=words, orientation="h",
-                             showlegend=False,
-                             marker_color="#d62728" if col == 1 else "#7f7f7f"), 1, col)
+                             showlegend=False, marker_color=colour), 1, col)
         # every word labelled (plotly otherwise thins crowded tick labels)
         fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=words,
                          ticktext=words, row=1, col=col)
     fig.update_xaxes(title_text="shift of match probability (points)")
-    n = max(len(shifts["largest"]), len(shifts["near_zero"]), 1)
+    n = max([len(shifts[k]) for k, _, _ in panels] + [1])
     fig.update_layout(height=160 + 26 * n, margin=dict(t=40))
     return fig
 

@@ -136,8 +136,9 @@ def _subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
 
 
 def evaluate(bb: Backbone, sc: Scenario, forget_ids, *, max_pairs: int = 1000,
-             seed: int = 0, progress=None) -> dict:
-    """All metrics of one model on one scenario and forget set."""
+             seed: int = 0, progress=None, retrieval_only: bool = False) -> dict:
+    """All metrics of one model on one scenario and forget set (with `retrieval_only`, the
+    retrieval task and membership inference: what the tuning protocol selects on)."""
     t0 = time.time()
     d_f, d_r = sc.split(forget_ids)
     f_ids = {p.pair_id for p in d_f}
@@ -150,7 +151,7 @@ def evaluate(bb: Backbone, sc: Scenario, forget_ids, *, max_pairs: int = 1000,
                                                     nonmembers=sc.unseen, targets=d_f,
                                                     seed=seed)),
     ]
-    if sc.mcq_train:
+    if sc.mcq_train and not retrieval_only:
         in_f = [q for q in sc.mcq_train if q.image.pair_id in f_ids]
         steps += [
             ("V-MCQ D_f", lambda: mcq_accuracy(bb, [q for q in in_f if q.kind == "private"])),
@@ -159,7 +160,7 @@ def evaluate(bb: Backbone, sc: Scenario, forget_ids, *, max_pairs: int = 1000,
             ("V-MCQ D_test", lambda: mcq_accuracy(bb, [q for q in sc.mcq_test
                                                        if q.kind == "visible"])),
         ]
-    if sc.ve_train:
+    if sc.ve_train and not retrieval_only:
         steps += [
             ("VE D_f", lambda: ve_accuracy(bb, [v for v in sc.ve_train if v.pair_id in f_ids])),
             ("VE D_test", lambda: ve_accuracy(bb, sc.ve_test)),

@@ -27,9 +27,13 @@ def word_scores(bb, pairs: list[Pair]) -> list[dict[str, float]]:
     return out
 
 
-def word_shifts(before, after, pairs: list[Pair], top: int = 15, min_count: int = 2) -> dict:
-    """Average shift per word (after - before, percentage points); the `top` largest drops
-    and the `top` words (seen at least `min_count` times) that moved least."""
+def word_shifts(before, after, pairs: list[Pair], top: int = 15, min_count: int = 2,
+                near: float = 2.0) -> dict:
+    """Average shift per word (after - before, percentage points) in three lists: the `top`
+    largest drops (negative shifts only, most negative first), the `top` words (seen at
+    least `min_count` times) that moved least (|shift| <= `near`, by |shift|), and the
+    `top` largest rises (shifts above `near`), so that no rise passes for a drop or for
+    "near zero"."""
     b, a = word_scores(before, pairs), word_scores(after, pairs)
     shifts = defaultdict(list)
     for sb, sa in zip(b, a):
@@ -37,11 +41,14 @@ def word_shifts(before, after, pairs: list[Pair], top: int = 15, min_count: int 
             shifts[w].append(sa[w] - sb[w])
     mean = {w: sum(v) / len(v) for w, v in shifts.items()}
     count = {w: len(v) for w, v in shifts.items()}
-    # with few words (one short pair) the two lists would overlap: split them instead
-    top = min(top, max(1, len(mean) // 2))
-    largest = sorted(mean, key=lambda w: mean[w])[:top]
-    steady = sorted((w for w in mean if count[w] >= min_count and w not in largest),
-                    key=lambda w: abs(mean[w]))[:top]
-    return {"largest": [[w, round(mean[w], 3), count[w]] for w in largest],
-            "near_zero": [[w, round(mean[w], 5), count[w]] for w in steady],
+    drops = sorted((w for w in mean if mean[w] < 0), key=lambda w: mean[w])[:top]
+    steady = sorted((w for w in mean if count[w] >= min_count and abs(mean[w]) <= near
+                     and w not in drops), key=lambda w: abs(mean[w]))[:top]
+    rises = sorted((w for w in mean if mean[w] > near), key=lambda w: -mean[w])[:top]
+
+    def rows(words, digits):
+        return [[w, round(mean[w], digits), count[w]] for w in words]
+
+    return {"largest": rows(drops, 3), "near_zero": rows(steady, 5), "rises": rows(rises, 3),
+            "near": near,
             "pairs": len(pairs), "words": len(mean)}

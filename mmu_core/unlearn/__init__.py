@@ -7,8 +7,12 @@ May import: data, models, training, metrics, mvi.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from typing import Callable
+
+import torch
 
 from mmu_core.unlearn.request import Request
 
@@ -28,9 +32,70 @@ def run(name: str, request: Request, **settings):
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
     start = time.perf_counter()
-    model, info = METHODS[name](request, **settings)
-    info = {"method": name, "seconds": round(time.perf_counter() - start, 2), **info}
-    return model.eval(), info
+    with counting_gradients() as grads:
+        model, info = METHODS[name](request, **settings)
+    info = {"method": name, "seconds": round(time.perf_counter() - start, 2),
+            "grad_evals": grads.count, **info}
+    model.eval()
+    info["forget_scores"] = forget_movement(request.original, model, request.forget)
+    return model, info
+
+
+class _Count:
+    count = 0
+
+
+_active = threading.local()
+
+
+def _counted(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        counter = getattr(_active, "counter", None)
+        if counter is not None:
+            counter.count += 1
+        return fn(*args, **kwargs)
+    wrapper.mmu_counted = True
+    return wrapper
+
+
+class counting_gradients:
+    """Counts the backward passes (`Tensor.backward`, `torch.autograd.grad`) this thread
+    makes inside the block: a method's gradient evaluations, whatever loop it runs. The
+    wrappers are installed once and count only where a block is active."""
+
+    def __enter__(self) -> _Count:
+        for attr in ("backward", "grad"):
+            fn = getattr(torch.autograd, attr)
+            if not getattr(fn, "mmu_counted", False):
+                setattr(torch.autograd, attr, _counted(fn))
+        self.previous = getattr(_active, "counter", None)
+        _active.counter = _Count()
+        return _active.counter
+
+    def __exit__(self, *exc) -> None:
+        _active.counter = self.previous
+
+
+# a method whose forgetting pairs' mean ITM match and ITC cosine both move less than this
+# changed nothing a person could see: the summary says so instead of reporting success
+UNTOUCHED = 1e-3
+
+
+def forget_movement(before, after, pairs, max_pairs: int = 256) -> dict:
+    """How far a method moved the forgetting pairs: mean ITM match probability and ITC
+    cosine before and after (on up to `max_pairs` of them, evenly spaced)."""
+    from mmu_core.data.loaders import open_image
+
+    pairs = pairs[::max(1, -(-len(pairs) // max_pairs))]
+    images, texts = [open_image(p) for p in pairs], [p.text for p in pairs]
+    b, a = before.score_pairs(images, texts), after.score_pairs(images, texts)
+    out = {f"{k}_{when}": round(float(s[k].mean()), 4)
+           for k in ("itm", "itc") for when, s in (("before", b), ("after", a))}
+    out["pairs"] = len(pairs)
+    out["untouched"] = bool(abs(out["itm_after"] - out["itm_before"]) < UNTOUCHED
+                            and abs(out["itc_after"] - out["itc_before"]) < UNTOUCHED)
+    return out
 
 
 def names() -> list[str]:

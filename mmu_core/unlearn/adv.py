@@ -3,7 +3,12 @@ al., "Learning to unlearn: instance-wise unlearning for pre-trained classifiers"
 2024), carried to image-text matching: gradient ascent on D_f; targeted adversarial
 images around each forgetting image (pushed to match another pair's text) kept matched
 to that text, which preserves the decision boundary near D_f; and a regulariser that
-lets weights important for D_f move while holding the others (inverted importance)."""
+lets weights important for D_f move while holding the others (inverted importance).
+
+Importance is per parameter: each weight's squared D_f gradient, turned into its quantile
+among all weights (0 = least important). A division by the global maximum would leave
+almost every weight at ~0 importance (a few outliers dominate), i.e. a uniform pull back
+to the original rather than L2UL's selective one."""
 
 from __future__ import annotations
 
@@ -20,12 +25,26 @@ def _adversarial(bb, pix, target_ids, target_mask, eps=0.03, steps=5):
     delta = torch.zeros_like(pix, requires_grad=True)
     for _ in range(steps):
         logits = bb.itm_logits(bb.fuse(bb.encode_image(pix + delta), target_ids, target_mask))
-        loss = F.cross_entropy(logits, torch.ones(len(pix), dtype=torch.long))
+        loss = F.cross_entropy(logits, torch.ones(len(pix), dtype=torch.long,
+                                                  device=logits.device))
         (grad,) = torch.autograd.grad(loss, delta)
         with torch.no_grad():
             delta -= eps / 2 * grad.sign()
             delta.clamp_(-eps, eps)
     return (pix + delta).detach()
+
+
+def quantiles(importance: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each value's quantile among all values of all tensors: the share of values below it
+    (ties share the lowest), in [0, 1]."""
+    flat = torch.cat([v.flatten() for v in importance.values()])
+    ranks = torch.searchsorted(flat.sort().values, flat).to(flat.dtype)
+    ranks /= max(1, len(flat) - 1)
+    out, start = {}, 0
+    for n, v in importance.items():
+        out[n] = ranks[start:start + v.numel()].view_as(v)
+        start += v.numel()
+    return out
 
 
 @register("adv")
@@ -39,8 +58,7 @@ def adversarial(request: Request, steps: int = 10, lr: float = 1e-4, batch_size:
     importance = {n: p.grad.detach().pow(2) for n, p in bb.named_parameters()
                   if p.grad is not None}
     bb.zero_grad(set_to_none=True)
-    top = max(float(v.max()) for v in importance.values()) or 1.0
-    hold = {n: 1.0 - v / top for n, v in importance.items()}  # inverted: 1 = not important
+    hold = {n: 1.0 - q for n, q in quantiles(importance).items()}  # 1 = not important
     anchor = {n: p.detach().clone() for n, p in bb.named_parameters()}
     # adversarial examples: each forgetting image pushed to match another group's text
     f_pix, f_ids, f_mask = tensors(bb, request.forget)
@@ -55,7 +73,7 @@ def adversarial(request: Request, steps: int = 10, lr: float = 1e-4, batch_size:
         forget_loss = pair_loss(bb, forget_batch, sample(request.retain, batch_size, gen))
         keep = F.cross_entropy(bb.itm_logits(bb.fuse(bb.encode_image(adv_pix[idx]),
                                                      t_ids[idx], t_mask[idx])),
-                               torch.ones(len(idx), dtype=torch.long))
+                               torch.ones(len(idx), dtype=torch.long, device=t_ids.device))
         penalty = sum((hold[n] * (p - anchor[n]).pow(2)).sum()
                       for n, p in bb.named_parameters() if n in hold)
         step(opt, -forget_loss + keep + reg * penalty, bb.parameters())

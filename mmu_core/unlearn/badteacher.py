@@ -1,7 +1,8 @@
 """BadT: "Can bad teaching induce forgetting?" (Chundawat et al., AAAI 2023). The student
 (a copy of the original) matches an incompetent teacher (a randomly initialised model of
 the same architecture) on D_f and the competent teacher (the original) on D_r, by KL on
-the ITC similarity distributions and the ITM match distribution."""
+the ITC similarity distributions and the ITM match distribution. `forget_weight` weighs the
+incompetent teacher's KL against the competent one's (the paper's mix is 1:1)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from mmu_core.unlearn.request import Request, kl_to, optimiser, outputs, sample,
 
 
 @register("badt")
-def bad_teacher(request: Request, steps: int = 20, lr: float = 5e-5, batch_size: int = 16):
+def bad_teacher(request: Request, steps: int = 20, lr: float = 5e-5, batch_size: int = 16,
+                forget_weight: float = 1.0):
     bb = request.fresh_model()
     bad = request.original.copy()
     torch.manual_seed(request.seed)
@@ -25,11 +27,12 @@ def bad_teacher(request: Request, steps: int = 20, lr: float = 5e-5, batch_size:
     gen = torch.Generator().manual_seed(request.seed)
     for _ in range(steps):
         loss = 0.0
-        for teacher, pool in ((bad, request.forget), (request.original, request.retain)):
+        for teacher, pool, weight in ((bad, request.forget, forget_weight),
+                                      (request.original, request.retain, 1.0)):
             batch = sample(pool, batch_size, gen)
             pix, ids, mask = tensors(bb, batch)
             with torch.no_grad():
                 target = outputs(teacher, pix, ids, mask)
-            loss = loss + kl_to(outputs(bb, pix, ids, mask), target)
+            loss = loss + weight * kl_to(outputs(bb, pix, ids, mask), target)
         step(opt, loss, bb.parameters())
-    return bb, {"steps": steps, "lr": lr}
+    return bb, {"steps": steps, "lr": lr, "forget_weight": forget_weight}

@@ -19,6 +19,6 @@ def finetune(request: Request, steps: int = 60, lr: float = 1e-4, batch_size: in
     for _ in range(steps):
         batch = sample(request.retain, batch_size, gen)
         pix, ids, mask = tensors(bb, batch)
-        losses = itc_itm_loss(bb, pix, ids, mask, group_ids(batch), gen)
+        losses = itc_itm_loss(bb, pix, ids, mask, group_ids(batch).to(bb.device), gen)
         step(opt, losses["itc"] + losses["itm"], bb.parameters())
     return bb, {"steps": steps, "lr": lr}

@@ -53,9 +53,11 @@ def token_similarity(bb, image_embeds, text_embeds, text_mask):
     return s * text_mask
 
 
-def similarity(s_tokens, weights):
-    """S(I, T): the weighted mean of the token similarities."""
-    return (s_tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
+def similarity(s_tokens, weights, mask):
+    """S(I, T): the weighted sum of the token similarities over the text's tokens, divided
+    by the token count (not by the weights' sum: then a constant alpha would cancel and
+    the fixed-alpha sweep of Figure 6c could not move the P/N balance)."""
+    return (s_tokens * weights).sum(1) / mask.sum(1).clamp(min=1)
 
 
 @torch.no_grad()
@@ -75,14 +77,15 @@ def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Set
     mask = x_mask.float()
     w_p = alpha if s.g_opt else mask
     w_n = (1 - alpha) * mask if s.g_opt else mask
-    a_bar = (alpha.sum(1) / mask.sum(1)) if s.g_opt else torch.ones(len(mask))
+    a_bar = (alpha.sum(1) / mask.sum(1)) if s.g_opt else torch.ones_like(mask[:, 0])
     img_x, txt_x = bb.encode_image(x_pix), bb.encode_text(x_ids, x_mask)
     img_r1, txt_r2 = bb.encode_image(r1_pix), bb.encode_text(r2_ids, r2_mask)
     s_n = token_similarity(bb, img_x, txt_x, mask)  # N-pair (X_1, X_2)
     s_p1 = token_similarity(bb, img_r1, txt_x, mask)  # P-pair (R_1, X_2)
     s_p2 = token_similarity(bb, img_x, txt_r2, r2_mask.float())  # P-pair (X_1, R_2)
-    cl_n = similarity(s_n, w_n) / tau
-    cl_p = -(similarity(s_p1, w_p) + a_bar * similarity(s_p2, r2_mask.float())) / (2 * tau)
+    r2m = r2_mask.float()
+    cl_n = similarity(s_n, w_n, mask) / tau
+    cl_p = -(similarity(s_p1, w_p, mask) + a_bar * similarity(s_p2, r2m, r2m)) / (2 * tau)
     # L_cf on the ITM match probability of the fused embeddings
     p_n = bb.itm_logits(bb.fuse(img_x, x_ids, x_mask)).softmax(-1)[:, 1]
     p_p = (bb.itm_logits(bb.fuse(img_x, r2_ids, r2_mask)).softmax(-1)[:, 1]
@@ -150,6 +153,10 @@ def contrastive_semantic_editing(request: Request, **settings):
     s = Settings(**settings)
     if not (s.use_p or s.use_n):
         raise ValueError("at least one of P-pairs and N-pairs must be used")
+    if s.alpha is not None and s.g_opt and not 0 < s.alpha < 1:
+        # G = alpha G_P + (1 - alpha) G_N: alpha 0 or 1 would silently drop a term
+        raise ValueError(f"a fixed alpha must lie strictly between 0 and 1 (got {s.alpha}); "
+                         "to drop the P or N terms say so with use_p=False or use_n=False")
     items, info = prepare_anchors(request, s)
     bb = request.fresh_model()
     torch.manual_seed(request.seed)

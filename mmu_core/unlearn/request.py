@@ -83,7 +83,7 @@ def pair_loss(bb: Backbone, forget: list[Pair], contrast: list[Pair]) -> torch.T
     img, txt = bb.encode_image(pix), bb.encode_text(ids, mask)
     n = len(forget)
     sim = bb.itc_logits(bb.image_feat(img), bb.text_feat(txt))[:n]
-    groups = group_ids(both)
+    groups = group_ids(both).to(ids.device)
     pos = (groups[:n, None] == groups[None, :]).float()
     itc = -(F.log_softmax(sim, 1) * pos / pos.sum(1, keepdim=True)).sum(1).mean()
     itm = F.cross_entropy(bb.itm_logits(bb.fuse(img[:n], ids[:n], mask[:n])),

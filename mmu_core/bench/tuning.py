@@ -1,0 +1,141 @@
+"""`python -m mmu_core bench tune`: the tuning protocol of docs/benchmark.md.
+
+Every method, ours included, gets the same budget: a declared grid of GRID_SIZE settings over
+its own main knobs, at most STEP_CAP optimisation steps, run on the validation forget sets
+(`Df/<dataset>/<size>/val-<k>.txt`, each with its own Retrain) of the scenario's
+validation view (the validation split in place of D_test). The same rule picks every
+method's settings: the lowest mean retrieval Avg.G to Retrain over the validation sets.
+Nothing here reads D_test or a reported forget set (tests/test_tuning.py checks it).
+
+Cells are resumable JSON files like the benchmark's; the chosen settings are written to
+`settings.json` beside the validation table, which `forget` reads as its defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from itertools import product
+from pathlib import Path
+
+STEP_CAP = 240  # no setting of any method takes more optimisation steps than this
+GRID_SIZE = 8  # settings per method: the same tuning budget for all
+
+
+def _grid(**axes) -> list[dict]:
+    keys = list(axes)
+    return [dict(zip(keys, values)) for values in product(*axes.values())]
+
+
+# Each method's own main knobs (steps / learning rate / its own knob), GRID_SIZE settings.
+GRIDS = {
+    "finetune": _grid(steps=[60, 240], lr=[3e-5, 1e-4, 3e-4, 1e-3]),
+    "ga": _grid(steps=[5, 20, 60, 240], lr=[2e-5, 1e-4]),
+    "badt": _grid(steps=[20, 80], lr=[5e-5, 2e-4], forget_weight=[1.0, 3.0]),
+    "multidelete": _grid(steps=[20, 80], lr=[5e-5, 2e-4], w_decouple=[1.0, 3.0]),
+    "slug": _grid(target_ratio=[0.5, 0.25], max_step=[0.25, 1.0], retain_floor=[0.8, 0.95]),
+    "adv": _grid(steps=[10, 40], lr=[1e-4, 3e-4], reg=[0.1, 1.0]),
+    "ours": _grid(max_steps=[80, 240], lr=[1e-4, 3e-4], retain_weight=[1.0, 5.0]),
+}
+STEP_KEYS = ("steps", "max_steps")
+
+
+def check_grids(grids: dict = GRIDS) -> None:
+    """The budget is the same for every method: GRID_SIZE settings, none above STEP_CAP."""
+    for method, grid in grids.items():
+        if len(grid) != GRID_SIZE:
+            raise ValueError(f"{method}: {len(grid)} settings, the protocol says {GRID_SIZE}")
+        for s in grid:
+            if any(s.get(k, 0) > STEP_CAP for k in STEP_KEYS):
+                raise ValueError(f"{method}: {s} exceeds the step cap {STEP_CAP}")
+
+
+def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods=None,
+         grids: dict = GRIDS, eval_max_pairs: int = 300, retrain_epochs: int | None = None,
+         models=None, log=print) -> dict:
+    """Run the missing validation cells, then choose each method's settings per scenario
+    and validated size. `models` maps a scenario to its original (default: the embedded
+    one); `retrain_epochs` shortens Retrain (tests only: the protocol uses the recipe's)."""
+    from mmu_core.bench.unlearning import _cell
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_forget_ids, load_scenario, validation_sets
+    from mmu_core.metrics.compare import compare
+    from mmu_core.metrics.evaluate import evaluate
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.backbone import load_backbone
+    from mmu_core.unlearn import run
+    from mmu_core.unlearn.request import Request
+
+    check_grids(grids)
+    methods = list(methods or grids)
+    out, root = Path(out), Path(data or default_world())
+    t0 = time.time()
+    chosen, table = {}, {}
+    for scenario in scenarios:
+        view = load_scenario(root, scenario).validation_view()
+        original = (models or {}).get(scenario) or load_backbone(f"embedded:{scenario}")
+        for size, lists in validation_sets(root, scenario).items():
+            scores = {}  # (method, k) -> [avg_g per validation set]
+            for vpath in lists:
+                ids = load_forget_ids(vpath)
+
+                def cell(method, settings, tag):
+                    name = f"{scenario}-{size}-{vpath.stem}-{tag}"
+
+                    def compute():
+                        request = Request.build(original, view, ids, scenario)
+                        kw = dict(settings)
+                        if method == "retrain" and retrain_epochs:
+                            kw["epochs"] = retrain_epochs
+                        model, info = run(method, request, **kw)
+                        metrics = evaluate(model, view, ids, max_pairs=eval_max_pairs,
+                                           progress=False, retrieval_only=True)
+                        return {"cell": name, "scenario": scenario, "size": size,
+                                "validation_set": vpath.stem, "method": method,
+                                "settings": settings, "unlearning": info, "metrics": metrics,
+                                "provenance": provenance({"protocol": "tuning"})}
+
+                    result = _cell(out, name, compute)
+                    log(f"[{time.time() - t0:7.1f} s] {name}: "
+                        f"{result['unlearning']['seconds']} s")
+                    return result
+
+                ref = cell("retrain", {}, "retrain")
+                for method in methods:
+                    for k, settings in enumerate(grids[method]):
+                        c = cell(method, settings, f"{method}-{k}")
+                        cmp = compare(c["metrics"], ref["metrics"])
+                        scores.setdefault((method, k), []).append(cmp["retrieval"]["avg_g"])
+            for method in methods:
+                means = {k: sum(v) / len(v) for (m, k), v in scores.items() if m == method}
+                best = min(means, key=lambda k: (means[k], k))  # ties: the earlier setting
+                chosen.setdefault(scenario, {}).setdefault(str(size), {})[method] = \
+                    grids[method][best]
+                table[f"{scenario}-{size}-{method}"] = {
+                    "settings": grids[method], "mean_avg_g": [round(means[k], 3)
+                                                               for k in sorted(means)],
+                    "chosen": best, "validation_sets": len(scores[method, best])}
+    result = {"protocol": "docs/benchmark.md", "step_cap": STEP_CAP, "grid_size": GRID_SIZE,
+              "selection": "lowest mean retrieval Avg.G to Retrain over the validation sets, "
+                           "validation split in place of D_test",
+              "settings": chosen, "validation": table,
+              "provenance": provenance({"scenarios": list(scenarios), "methods": methods})}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.json").write_text(json.dumps(result, indent=1))
+    (out / "validation.md").write_text(validation_markdown(result))
+    return result
+
+
+def validation_markdown(result: dict) -> str:
+    md = ["# Tuning on the validation forget sets", "",
+          f"Selection: {result['selection']}. Step cap {result['step_cap']}, "
+          f"{result['grid_size']} settings per method. Mean Avg.G per setting (chosen in bold).",
+          ""]
+    for key, row in result["validation"].items():
+        cells = [f"**{v:.2f}**" if i == row["chosen"] else f"{v:.2f}"
+                 for i, v in enumerate(row["mean_avg_g"])]
+        md += [f"## {key} ({row['validation_sets']} validation sets)", "",
+               "| setting | mean Avg.G |", "|---|---|"]
+        md += [f"| `{json.dumps(s)}` | {c} |" for s, c in zip(row["settings"], cells)]
+        md.append("")
+    return "\n".join(md)

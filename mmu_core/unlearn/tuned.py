@@ -1,0 +1,27 @@
+"""The settings the tuning protocol chose (docs/benchmark.md), read as each method's
+defaults by `forget` and the benchmark. They are data, written by `bench tune` beside its
+validation table; a method with no tuned settings runs with its own defaults."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+TUNED = Path(__file__).resolve().parents[2] / "docs" / "results" / "bench" / "tuning" / \
+    "settings.json"
+
+
+def tuned_settings(method: str, scenario: str, n_ids: int,
+                   path: str | Path = TUNED) -> tuple[dict, str]:
+    """(settings, where they come from) for a forget list of `n_ids` entries: those tuned
+    at the validated size nearest to it (on a log scale)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}, "the method's own defaults (no tuned settings file)"
+    by_size = json.loads(path.read_text())["settings"].get(scenario, {})
+    sizes = [int(s) for s, methods in by_size.items() if method in methods]
+    if not sizes:
+        return {}, f"the method's own defaults (not tuned for {scenario})"
+    size = min(sizes, key=lambda s: (abs(math.log(s) - math.log(max(1, n_ids))), s))
+    return dict(by_size[str(size)][method]), f"tuned on {scenario} validation sets of size {size}"

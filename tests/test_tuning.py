@@ -1,0 +1,62 @@
+"""The tuning protocol (docs/benchmark.md): the same budget for every method, and the tuning
+code never reads D_test or a reported forget set."""
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mmu_core.bench import tuning
+
+
+def test_every_method_gets_the_same_budget():
+    tuning.check_grids()
+    assert set(tuning.GRIDS) == {"finetune", "ga", "badt", "multidelete", "slug", "adv", "ours"}
+    assert {len(g) for g in tuning.GRIDS.values()} == {tuning.GRID_SIZE}
+    assert tuning.GRID_SIZE >= 6
+    with pytest.raises(ValueError, match="step cap"):
+        tuning.check_grids({"ga": [{"steps": tuning.STEP_CAP + 1}] * tuning.GRID_SIZE})
+    with pytest.raises(ValueError, match="settings"):
+        tuning.check_grids({"ga": [{"steps": 5}] * (tuning.GRID_SIZE - 1)})
+
+
+def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_backbone,
+                                                              tmp_path, monkeypatch):
+    from mmu_core.data import scenarios
+    from mmu_core.data.scenarios import load_scenario
+
+    lists, opened = [], []
+    real_read, real_open = scenarios.read_id_list, Image.open
+    monkeypatch.setattr(scenarios, "read_id_list",
+                        lambda path: lists.append(Path(path)) or real_read(path))
+
+    def record_open(fp, *a, **kw):
+        name = fp if isinstance(fp, (str, Path)) else getattr(fp, "name", None)
+        if isinstance(name, (str, Path)):  # files; profile photos come as bytes
+            opened.append(str(Path(name).resolve()))
+        return real_open(fp, *a, **kw)
+
+    monkeypatch.setattr(Image, "open", record_open)
+    grid = {"ga": [{"steps": 1, "lr": lr} for lr in
+                   (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)]}
+    out = tuning.tune(tmp_path / "tune", data=tiny_world, grids=grid, retrain_epochs=1,
+                      eval_max_pairs=40, log=lambda *_: None,
+                      models={"privacy": tiny_backbone, "copyright": tiny_backbone})
+
+    assert lists and all(p.name.startswith("val-") for p in lists)
+    test_images = {str(Path(p.image).resolve()) for name in ("privacy", "copyright")
+                   for p in load_scenario(tiny_world, name).test}
+    assert opened and not set(opened) & test_images
+    # one choice per scenario and validated size, written where `forget` reads it
+    saved = json.loads((tmp_path / "tune" / "settings.json").read_text())
+    assert saved["settings"] == out["settings"]
+    assert set(saved["settings"]) == {"privacy", "copyright"}
+    for sizes in saved["settings"].values():
+        for chosen in sizes.values():
+            assert chosen["ga"] in grid["ga"]
+    # resumable: a second call computes nothing new
+    again = tuning.tune(tmp_path / "tune", data=tiny_world, grids=grid, retrain_epochs=1,
+                        eval_max_pairs=40, log=lambda *_: None,
+                        models={"privacy": tiny_backbone, "copyright": tiny_backbone})
+    assert again["settings"] == out["settings"]
