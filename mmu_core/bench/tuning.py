@@ -56,7 +56,7 @@ def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods
     """Run the missing validation cells, then choose each method's settings per scenario
     and validated size. `models` maps a scenario to its original (default: the embedded
     one); `retrain_epochs` shortens Retrain (tests only: the protocol uses the recipe's)."""
-    from mmu_core.bench.unlearning import _cell
+    from mmu_core.bench.unlearning import cached_cell
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import load_forget_ids, load_scenario, validation_sets
     from mmu_core.metrics.compare import compare
@@ -95,7 +95,7 @@ def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods
                                 "settings": settings, "unlearning": info, "metrics": metrics,
                                 "provenance": provenance({"protocol": "tuning"})}
 
-                    result = _cell(out, name, compute)
+                    result = cached_cell(out, name, compute)
                     log(f"[{time.time() - t0:7.1f} s] {name}: "
                         f"{result['unlearning']['seconds']} s")
                     return result

@@ -53,7 +53,9 @@ ABLATIONS = {
 }
 
 
-def _cell(out: Path, name: str, compute) -> dict | None:
+def cached_cell(out: Path, name: str, compute) -> dict | None:
+    """A benchmark cell from out/cells/<name>.json, computed (and written atomically) when
+    missing: what makes every benchmark resumable. With `compute` None, only read."""
     path = out / "cells" / f"{name}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -116,7 +118,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                                                     d_f + d_r[:preset.word_shift_pairs])
             return result
 
-        cell = _cell(out, name, None if tables_only else compute)
+        cell = cached_cell(out, name, None if tables_only else compute)
         if cell is not None:
             cells[name] = cell
             log(f"[{time.time() - t0:7.1f} s] {name}: {cell['unlearning']['seconds']} s")
