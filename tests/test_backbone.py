@@ -94,3 +94,22 @@ def test_embedded_models_load(name):
     bb = load_backbone(name)
     assert type(bb.model).__name__ == "BlipForImageTextRetrieval"
     assert not bb.training
+
+
+def test_an_uncached_hub_id_fails_at_once_when_the_hub_is_out_of_reach(monkeypatch):
+    """No ~30 s of from_pretrained retries: one short probe of the hub, then a clear error
+    (and offline, no probe at all)."""
+    from huggingface_hub import constants
+    from transformers import BlipForImageTextRetrieval
+
+    def never(*a, **kw):
+        raise AssertionError("from_pretrained must not be reached for an unreachable hub")
+
+    monkeypatch.setattr(BlipForImageTextRetrieval, "from_pretrained", never)
+    with pytest.raises(UnknownModelError, match="HF_HUB_OFFLINE"):
+        load_backbone("nobody/not-cached")  # the suite runs offline
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(UnknownModelError, match="could not be reached"):
+        load_backbone("nobody/not-cached")

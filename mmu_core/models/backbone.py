@@ -161,6 +161,37 @@ def _from_folder_or_hub(ref: str, **kw) -> Backbone:
     return bb
 
 
+HUB_TIMEOUT_S = 1.5  # how long an uncached hub id may wait for the hub before failing
+
+
+def check_hub_id(name: str, marker: str = "config.json", kind: str = "model id") -> None:
+    """Fail fast on a hub id that cannot load: not in the local cache and the hub not
+    reachable within HUB_TIMEOUT_S (or offline), or no such repository. Without this,
+    `from_pretrained` retries an unreachable hub for ~30 s before its error. `marker` is
+    a file every snapshot of the repository holds (a pipeline's: model_index.json)."""
+    import os
+
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(name, marker), str):
+        return  # cached: from_pretrained reads it (offline too)
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise UnknownModelError(f"unknown {kind} {name!r}: not in the local Hugging Face "
+                                f"cache, and the hub is switched off (HF_HUB_OFFLINE)")
+    try:
+        HfApi().model_info(name, timeout=HUB_TIMEOUT_S)
+    except RepositoryNotFoundError:
+        raise UnknownModelError(f"unknown {kind} {name!r}: no such model on the Hugging Face "
+                                f"hub (or it is private and no token was given)") from None
+    except HfHubHTTPError:
+        return  # the hub answered (e.g. gated): let from_pretrained say what it needs
+    except Exception as err:  # noqa: BLE001 - DNS, refused, timeout: the hub is out of reach
+        raise UnknownModelError(
+            f"unknown {kind} {name!r}: not in the local Hugging Face cache, and the hub "
+            f"could not be reached within {HUB_TIMEOUT_S} s ({type(err).__name__})") from None
+
+
 def load_backbone(name: str = "embedded", device: str | torch.device = "cpu") -> Backbone:
     """One factory for every source: an embedded name ("embedded", "embedded:privacy",
     "embedded:copyright", "embedded:pretrained"), a local folder written by
@@ -183,6 +214,7 @@ def load_backbone(name: str = "embedded", device: str | torch.device = "cpu") ->
         raise UnknownModelError(f"unknown embedded model {name!r}; choose from "
                                 f"{sorted(EMBEDDED)}")
     else:
+        check_hub_id(name)
         try:
             bb = _from_folder_or_hub(name)
         except OSError as err:

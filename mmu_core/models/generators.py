@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmu_core.models.backbone import ASSETS, UnknownModelError
+from mmu_core.models.backbone import ASSETS, UnknownModelError, check_hub_id
 
 EMBEDDED_CAPTIONER = "embedded"
 EMBEDDED_PAINTER = "embedded"
 
 
-def _resolve(name: str, folder: str) -> str:
+def _resolve(name: str, folder: str, kind: str, marker: str = "config.json") -> str:
     if not isinstance(name, str) or not name.strip():
         raise UnknownModelError("model id is empty")
     if name == "embedded":
@@ -20,6 +20,8 @@ def _resolve(name: str, folder: str) -> str:
             raise UnknownModelError(f"embedded generator missing at {path}; train it with "
                                     f"`python -m mmu_core train-generators`")
         return str(path)
+    if not Path(name).is_dir():
+        check_hub_id(name, marker, kind)  # fail in a second, not after the hub's retries
     return name
 
 
@@ -28,7 +30,7 @@ def load_captioner(name: str = EMBEDDED_CAPTIONER, device: str = "cpu"):
 
     from mmu_core.models.captioner import Captioner
 
-    ref = _resolve(name, "blip2-embedded")
+    ref = _resolve(name, "blip2-embedded", "image-to-text model")
     try:
         model = Blip2ForConditionalGeneration.from_pretrained(ref)
         processor = Blip2Processor.from_pretrained(ref)
@@ -44,7 +46,7 @@ def load_painter(name: str = EMBEDDED_PAINTER, device: str = "cpu"):
 
     from mmu_core.models.painter import Painter
 
-    ref = _resolve(name, "sd-embedded")
+    ref = _resolve(name, "sd-embedded", "text-to-image model", marker="model_index.json")
     try:
         pipe = StableDiffusionPipeline.from_pretrained(ref, safety_checker=None,
                                                        requires_safety_checker=False)
@@ -68,7 +70,7 @@ def load_image_classifier(name: str = "embedded"):
     """The classifier behind the Inception-Score-style measure (image_classifier.py)."""
     from mmu_core.models.image_classifier import ImageClassifier
 
-    ref = _resolve(name, "image-classifier")
+    ref = _resolve(name, "image-classifier", "image classifier")
     try:
         return ImageClassifier.from_pretrained(ref).eval()
     except (OSError, ValueError) as err:
