@@ -148,8 +148,8 @@ def _cmd_forget(a) -> None:
     from mmu_core.metrics.provenance import provenance
     from mmu_core.models.backbone import load_backbone
     from mmu_core.unlearn import run
+    from mmu_core.erasure.export import new_salt, state_fingerprint, write_card
     from mmu_core.unlearn.request import Request
-
     from mmu_core.unlearn.tuned import tuned_settings
 
     settings = {}
@@ -166,22 +166,48 @@ def _cmd_forget(a) -> None:
         if a.builtin_defaults else tuned_settings(a.method, a.scenario, len(set(ids)))
     settings = {**tuned, **settings}  # --set overrides the tuned values
     print(f"{a.method} settings: {json.dumps(settings)}; defaults from {source}")
-    request = Request.build(load_backbone(a.model or f"embedded:{a.scenario}"), sc, ids,
-                            a.scenario, seed=a.seed)
+    base = a.model or f"embedded:{a.scenario}"
+    request = Request.build(load_backbone(base), sc, ids, a.scenario, seed=a.seed)
     model, info = run(a.method, request, **settings)
     out = Path(a.out)
     model.save_pretrained(out)
-    result = {"unlearning": info}
+    # the internal record: for the requester only (it names the forgotten ids and the salt)
+    result = {"request": {"base_model": base, "base_weights": state_fingerprint(request.original),
+                          "scenario": a.scenario, "forget_list": str(a.forget),
+                          "forget_ids": ids, "salt": new_salt()},
+              "unlearning": info}
     if not a.no_eval:
         result["metrics"] = evaluate(model, sc, ids, seed=a.seed)
     result["provenance"] = provenance(vars(a))
     (out / "forget_result.json").write_text(json.dumps(result, indent=1))
+    card = write_card(out, result)
     moved = info["forget_scores"]
     print(f"{a.method}: {info['seconds']} s; forgetting pairs' ITM match "
           f"{moved['itm_before']:.3f} -> {moved['itm_after']:.3f}, ITC cosine "
           f"{moved['itc_before']:.3f} -> {moved['itc_after']:.3f}"
           + ("; UNTOUCHED: nothing was forgotten" if moved["untouched"] else "")
-          + f"; model and forget_result.json in {out}")
+          + f"; model, card (README.md) and forget_result.json in {out}; weights SHA-256 "
+          f"{card['weights_sha256']}")
+
+
+def _cmd_export(a) -> None:
+    from mmu_core.erasure.export import export, push
+
+    record = export(a.result, a.out)
+    print(f"exported {a.result} to {a.out}: weights SHA-256 {record['weights_sha256']}; "
+          f"model card {Path(a.out) / 'README.md'}")
+    if a.push:  # token: HF_TOKEN or the cached login, never on the command line
+        url = push(a.out, a.push, private=not a.public)
+        print(f"pushed to {url} ({'public' if a.public else 'private'})")
+
+
+def _cmd_verify(a) -> None:
+    from mmu_core.erasure.export import verify
+
+    result = verify(a.folder)
+    print(json.dumps(result, indent=1))
+    if not result["match"]:
+        raise SystemExit(1)
 
 
 def _cmd_bench_app(a) -> None:
@@ -313,6 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--no-eval", action="store_true")
     fg.set_defaults(func=_cmd_forget)
 
+    ex = sub.add_parser("export", help="a clean folder from a forget result: model, model "
+                        "card, weight fingerprint; optionally pushed to the Hub")
+    ex.add_argument("result", help="a folder written by `forget --out`")
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--push", metavar="REPO_ID", help="owner/name on the Hugging Face Hub "
+                    "(token from HF_TOKEN or `huggingface-cli login`)")
+    ex.add_argument("--private", action="store_true", help="a private repository (the default)")
+    ex.add_argument("--public", action="store_true", help="a public repository instead")
+    ex.set_defaults(func=_cmd_export)
+    vf = sub.add_parser("verify", help="recompute a folder's weight fingerprint and compare "
+                        "it with its card's")
+    vf.add_argument("folder")
+    vf.set_defaults(func=_cmd_verify)
+
     bn = sub.add_parser("bench", help="benchmarks (measured times and quality, as JSON)")
     bsub = bn.add_subparsers(dest="bench_cmd", required=True)
     bt = bsub.add_parser("tune", help="the tuning protocol: every method's grid on the "
@@ -360,11 +400,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from mmu_core.data.inputs import InputError
     from mmu_core.data.loaders import DataError
+    from mmu_core.erasure.export import ExportError
     from mmu_core.models.backbone import UnknownModelError
 
     try:
         args.func(args)
-    except (DataError, UnknownModelError, InputError) as err:
+    except (DataError, UnknownModelError, InputError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (TypeError, ValueError) as err:  # unknown method or setting

@@ -1,7 +1,8 @@
 """The engine behind one forget request as a person makes it, and its inspection: the
 request itself (`forget_request`: uploads, teach-first, evidence, Retrain reference),
 what was erased (`analysis`, `gradcam`, `inspection`, drawn by `figures`), the HTML
-report and the per-visitor result store (`sessions`). The app is a shell over this.
+report, the export of the cleaned model with its card (`export`) and the per-visitor
+result store (`sessions`). The app is a shell over this.
 
 May import: data, models, training, metrics, mvi, unlearn.
 """

@@ -35,10 +35,24 @@ def run(name: str, request: Request, **settings):
     with counting_gradients() as grads:
         model, info = METHODS[name](request, **settings)
     info = {"method": name, "seconds": round(time.perf_counter() - start, 2),
-            "grad_evals": grads.count, **info}
+            "grad_evals": grads.count, **info,
+            "resolved_settings": resolved_settings(name, settings, info)}
     model.eval()
     info["forget_scores"] = forget_movement(request.original, model, request.forget)
     return model, info
+
+
+def resolved_settings(name: str, settings: dict, info: dict) -> dict:
+    """Every setting a method ran with, defaults included: the actual values, not
+    "defaults". A method taking **settings reports its own (ours: info["settings"])."""
+    import inspect
+
+    params = list(inspect.signature(METHODS[name]).parameters.values())[1:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return dict(info.get("settings", settings))
+    out = {p.name: settings.get(p.name, p.default) for p in params}
+    # None = "the method decides" (Retrain's epochs: the recipe's): report what it chose
+    return {k: info.get(k) if v is None else v for k, v in out.items()}
 
 
 class _Count:
