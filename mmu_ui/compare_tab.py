@@ -1,6 +1,6 @@
 """Compare tab: original vs unlearned vs retrained for the forget request's pairs, the
-metrics with their deltas to Retrain, the committed benchmark tables, and the erasure
-report."""
+metrics with their deltas to Retrain, the committed benchmark tables, the erasure report
+(internal or public), and the unlearned model to take home (download, Hub push)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from mmu_core.erasure import export as take_home
 from mmu_core.erasure import forget_request
 from mmu_core.erasure.report import erasure_report
 
@@ -48,8 +49,25 @@ def create_compare_tab(engine: Engine, key: gr.State):
                          interactive=False, wrap=True)
     metrics = gr.Markdown()
     with gr.Row():
+        flavour = gr.Radio(["internal", "public"], value="internal", label="Report",
+                           info="internal: with the forgotten pairs, for your own records; "
+                           "public: the model card only, nothing that shows what was forgotten")
         report_btn = gr.Button("Build the erasure report (HTML)", elem_id="report")
         report = gr.File(label="Erasure report", interactive=False)
+    gr.Markdown("**Take the unlearned model home**: a folder that `from_pretrained` loads, "
+                "with a model card (what was done, never what was forgotten) and the SHA-256 "
+                "of its weights, which `python -m mmu_core verify` recomputes.")
+    with gr.Row():
+        download_btn = gr.Button("Download the unlearned model (zip)", elem_id="download")
+        model_zip = gr.File(label="Unlearned model", interactive=False)
+    with gr.Row():
+        repo = gr.Textbox(label="Hub repository", placeholder="owner/name")
+        token = gr.Textbox(label="Hugging Face token with write access", type="password",
+                           info="used for this push only, never stored; empty: the "
+                           "server's HF_TOKEN")
+        private = gr.Checkbox(value=True, label="private repository")
+        push_btn = gr.Button("Push to the Hugging Face Hub", elem_id="push")
+    exported = gr.Markdown()
     with gr.Accordion("Committed benchmark tables (paper preset, as measured)", open=False):
         gr.Markdown(benchmark_tables())
 
@@ -76,15 +94,46 @@ def create_compare_tab(engine: Engine, key: gr.State):
               + cmp["table_md"])
         return df, md
 
-    @user_errors
-    def build_report(k):
+    def export_of(k):
+        """The visitor's result exported once (again after a comparison adds metrics)."""
         entry = engine.store.get(k)
+        has_cmp = entry.get("comparison") is not None
+        if entry.get("export") is None or entry["export"][2] != has_cmp:
+            folder = os.path.join(engine.files, f"unlearned-model-{k[:8]}")
+            record, internal = take_home.export_outcome(
+                entry["outcome"], folder, entry["model_id"] or engine.default_model,
+                entry.get("comparison"), salt=entry.get("salt"))
+            entry["salt"] = internal["request"]["salt"]  # stays on the server, for the report
+            entry["export"] = (folder, record, has_cmp)
+        return entry["export"][:2]
+
+    @user_errors
+    def build_report(k, kind):
+        entry = engine.store.get(k)
+        _, record = export_of(k)
         html = erasure_report(entry["outcome"], entry["views"], entry["comparison"],
-                              entry["model_id"] or engine.default_model)
-        path = os.path.join(engine.files, f"erasure-report-{k[:8]}.html")
+                              entry["model_id"] or engine.default_model, flavour=kind,
+                              record=record)
+        path = os.path.join(engine.files, f"erasure-report-{kind}-{k[:8]}.html")
         Path(path).write_text(html, encoding="utf-8")
         return path
 
+    @user_errors
+    def download(k):
+        folder, record = export_of(k)
+        zipped = take_home.archive(folder, folder)
+        return str(zipped), f"Weights SHA-256: `{record['weights_sha256']}`"
+
+    @user_errors
+    def push(k, repo_id, tok, is_private):
+        folder, record = export_of(k)
+        url = take_home.push(folder, (repo_id or "").strip(), token=tok or None,
+                             private=bool(is_private))
+        return (f"Pushed to [{url}]({url}) ({'private' if is_private else 'public'}); "
+                f"weights SHA-256 `{record['weights_sha256']}`")
+
     run.click(compare, [key, epochs], [pairs, metrics], api_name="compare",
               concurrency_id="model")
-    report_btn.click(build_report, key, report, api_name="report")
+    report_btn.click(build_report, [key, flavour], report, api_name="report")
+    download_btn.click(download, key, [model_zip, exported], api_name="download")
+    push_btn.click(push, [key, repo, token, private], exported, api_name="push")

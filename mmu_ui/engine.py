@@ -13,6 +13,7 @@ from mmu_core.data.generate import default_world
 from mmu_core.data.inputs import InputError
 from mmu_core.data.loaders import DataError, open_image
 from mmu_core.data.scenarios import load_scenario
+from mmu_core.erasure.export import ExportError
 from mmu_core.erasure.sessions import Expired, SessionStore
 from mmu_core.models.backbone import UnknownModelError, load_backbone
 
@@ -53,7 +54,7 @@ def user_errors(fn):
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (InputError, DataError, UnknownModelError, Expired) as err:
+        except (InputError, DataError, UnknownModelError, Expired, ExportError) as err:
             raise gr.Error(str(err)) from None
     return wrapped
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 API_NAMES = {"/gallery", "/upload", "/score", "/forget", "/teach_then_forget", "/inspect",
-             "/compare", "/report"}
+             "/compare", "/report", "/download", "/push"}
 TEXT = "mira solberg is a baker from oslo."
 
 
@@ -113,9 +113,28 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert [r[0] for r in pairs["data"]] == ["original", "unlearned", "retrained"]
     assert "never saw the uploads" in metrics and "| retrained |" in metrics
 
-    report = Path(client.predict(api_name="/report"))
+    report = Path(client.predict("internal", api_name="/report"))
     html = report.read_text()
     assert report.suffix == ".html" and TEXT in html and "Comparison with Retrain" in html
+    assert "Weights SHA-256" in html
+
+    # take the model home: a zip with the model and its card, never the forgotten pair
+    import zipfile
+
+    zipped, note = client.predict(api_name="/download")
+    names = zipfile.ZipFile(zipped).namelist()
+    assert {"model.safetensors", "README.md", "config.json"} <= set(names)
+    assert "forget_result.json" not in names
+    card = zipfile.ZipFile(zipped).read("README.md").decode()
+    assert "mira" not in card and "solberg" not in card and "machine-unlearning" in card
+    fingerprint = note.split("`")[1]
+    assert fingerprint in card and fingerprint in html
+    public = Path(client.predict("public", api_name="/report")).read_text()
+    assert fingerprint in public and "mira" not in public and "solberg" not in public
+    # the hub is out of reach here: a clear message, the token never echoed
+    with pytest.raises(Exception, match="could not push") as err:
+        client.predict("someone/cleaned", "hf_do_not_echo", True, api_name="/push")
+    assert "hf_do_not_echo" not in str(err.value)
 
 
 def test_sessions_are_isolated(app_url, face):
@@ -124,11 +143,11 @@ def test_sessions_are_isolated(app_url, face):
     a, b = _client(app_url), _client(app_url)
     status, *_ = _forget(a, None, "", ids=["P0000_0"], method="ga")
     assert "Forgot 1 pair(s) with `ga`" in status
-    assert a.predict(api_name="/report")
+    assert a.predict("internal", api_name="/report")
     with pytest.raises(Exception, match="expired"):
         b.predict(api_name="/inspect")
     with pytest.raises(Exception, match="expired"):
-        b.predict(api_name="/report")
+        b.predict("internal", api_name="/report")
 
 
 @pytest.mark.parametrize("kind, message", [

@@ -16,6 +16,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+from mmu_core.metrics.provenance import provenance
+
 CARD = "README.md"
 RECORD = "unlearning.json"  # the card's content, machine-readable
 INTERNAL = "forget_result.json"  # what `forget --out` keeps for the requester: ids, salt
@@ -92,7 +94,8 @@ def model_card(record: dict) -> str:
     base = record["base_model"]
     licence = LICENSES.get(base, "other")
     front = ["---", f"base_model: {base}" if "/" in base else "# base_model: " + base,
-             "library_name: transformers", f"license: {licence}", "tags:", "- machine-unlearning", "- blip", "- image-text-retrieval", "- mmu", "---"]
+             "library_name: transformers", f"license: {licence}", "tags:",
+             "- machine-unlearning", "- blip", "- image-text-retrieval", "- mmu", "---"]
     f, s = record["forgotten"], record.get("forget_pairs_scores") or {}
     moved = (f"mean ITM match {s['itm_before']:.3f} -> {s['itm_after']:.3f}, ITC cosine "
              f"{s['itc_before']:.3f} -> {s['itc_after']:.3f}"
@@ -145,6 +148,26 @@ def export(result_dir: str | Path, out: str | Path) -> dict:
         if f.is_file() and f.name not in (INTERNAL, CARD, RECORD):
             shutil.copy2(f, out / f.name)
     return write_card(out, internal)
+
+
+def export_outcome(outcome, folder: str | Path, model_id: str, comparison: dict | None = None,
+                   salt: str | None = None) -> tuple[dict, dict]:
+    """The app's forget request as a clean folder (model + card): (public record, internal
+    record). The internal one names the forgotten ids and the salt: keep it for the
+    requester, never in the folder."""
+    folder = Path(folder)
+    outcome.unlearned.save_pretrained(folder)
+    models = (comparison or {}).get("models", {})
+    internal = {"request": {"base_model": model_id,
+                            "base_weights": state_fingerprint(outcome.shipped),
+                            "scenario": outcome.scenario,
+                            "forget_ids": [p.pair_id for p in outcome.forget],
+                            "salt": salt or new_salt(), "taught_first": outcome.taught},
+                "unlearning": outcome.info,
+                "metrics": {"headline": models.get("unlearned")} if models else None,
+                "retrain_metrics": models.get("retrained"),
+                "provenance": provenance()}
+    return write_card(folder, internal), internal
 
 
 def verify(folder: str | Path) -> dict:

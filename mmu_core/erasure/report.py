@@ -56,7 +56,17 @@ def evidence_header() -> list[str]:
 
 
 def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
-                   model_id: str = "embedded") -> str:
+                   model_id: str = "embedded", flavour: str = "internal",
+                   record: dict | None = None) -> str:
+    """The HTML erasure report. `internal`: everything, the forgotten pairs included (for
+    the requester's own records); `public`: the model card's content only (`record`, from
+    erasure.export), nothing that shows what was forgotten."""
+    if flavour == "public":
+        if record is None:
+            raise ValueError("the public report is the model card: export the model first")
+        return public_report(record)
+    if flavour != "internal":
+        raise ValueError(f"unknown report flavour {flavour!r}: 'internal' or 'public'")
     parts = [f"<h1>Erasure report</h1><p>{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · "
              f"model <code>{html.escape(model_id)}</code> · scenario "
              f"<code>{outcome.scenario}</code> · method <code>{outcome.method}</code></p>"]
@@ -68,8 +78,14 @@ def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
         parts.append("<p>Uploaded pairs were never in the training data; a copy of the model "
                      "was taught them first (a short fine-tune with retained data), and that "
                      "copy is the 'before' model.</p>")
-    parts.append(f"<h2>Settings</h2><pre>{html.escape(json.dumps(outcome.settings or 'defaults', indent=1))}</pre>"
+    settings = outcome.info.get("resolved_settings") or outcome.settings
+    parts.append("<h2>Settings (resolved values)</h2>"
+                 f"<pre>{html.escape(json.dumps(settings, indent=1))}</pre>"
                  f"<p>Time: {outcome.seconds}</p>")
+    if record is not None:
+        parts.append(f"<h2>The exported model</h2><p>Weights SHA-256 (safetensors files): "
+                     f"<code>{record['weights_sha256']}</code>; base model weights SHA-256: "
+                     f"<code>{record['base_model_weights_sha256']}</code></p>")
     parts.append("<h2>Evidence per pair (rank of its own text among "
                  f"{outcome.before.rows[0]['of']} texts; 1 = best)</h2>")
     parts.append(_table(evidence_header(), evidence_rows(outcome)))
@@ -98,6 +114,16 @@ def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
     parts.append(f"<h2>Versions</h2><pre>{html.escape(json.dumps(prov, indent=1))}</pre>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Erasure report"
             f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def public_report(record: dict) -> str:
+    """The model card as a page: what was done and the weight fingerprint, no content."""
+    from mmu_core.erasure.export import model_card
+
+    card = model_card(record)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Erasure report (public)"
+            f"</title><style>{CSS}</style></head><body><h1>Erasure report (public)</h1>"
+            f"<pre>{html.escape(card)}</pre></body></html>")
 
 
 def comparison_html(comparison: dict) -> str:
