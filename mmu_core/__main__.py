@@ -224,7 +224,7 @@ def _cmd_bench_tune(a) -> None:
     from mmu_core.bench.tuning import tune
 
     result = tune(a.out, data=a.data, scenarios=tuple(a.scenario or ("privacy", "copyright")),
-                  methods=a.method)
+                  methods=a.method, tables_only=a.tables_only)
     print(json.dumps(result["settings"], indent=1))
 
 
@@ -362,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--scenario", action="append", choices=["privacy", "copyright"],
                     help="default: both")
     bt.add_argument("--method", action="append", help="default: every tuned method")
+    bt.add_argument("--tables-only", action="store_true",
+                    help="compute nothing: tabulate the cells there are")
     bt.set_defaults(func=_cmd_bench_tune)
     bm = bsub.add_parser("mvi", help="MVI fit + anchors for a few forgetting pairs; probe "
                          "and generation quality")

@@ -60,3 +60,17 @@ def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_b
                         eval_max_pairs=40, log=lambda *_: None,
                         models={"privacy": tiny_backbone, "copyright": tiny_backbone})
     assert again["settings"] == out["settings"]
+    # with a cell missing, nothing is chosen: the table says PARTIAL, no settings are written
+    cells = sorted((tmp_path / "tune" / "cells").glob("*-ga-3.json"))
+    cells[0].unlink()
+    partial = tuning.tune(tmp_path / "partial", data=tiny_world, grids=grid,
+                          log=lambda *_: None, tables_only=True)
+    assert partial["settings"] == {} and not partial["complete"]
+    (tmp_path / "partial" / "cells").mkdir(parents=True)
+    for c in (tmp_path / "tune" / "cells").glob("*.json"):
+        (tmp_path / "partial" / "cells" / c.name).write_bytes(c.read_bytes())
+    partial = tuning.tune(tmp_path / "partial", data=tiny_world, grids=grid,
+                          log=lambda *_: None, tables_only=True,
+                          models={"privacy": tiny_backbone, "copyright": tiny_backbone})
+    assert not partial["complete"] and not (tmp_path / "partial" / "settings.json").exists()
+    assert "PARTIAL" in (tmp_path / "partial" / "validation.md").read_text()

@@ -52,10 +52,12 @@ def check_grids(grids: dict = GRIDS) -> None:
 
 def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods=None,
          grids: dict = GRIDS, eval_max_pairs: int = 300, retrain_epochs: int | None = None,
-         models=None, log=print) -> dict:
+         models=None, log=print, tables_only: bool = False) -> dict:
     """Run the missing validation cells, then choose each method's settings per scenario
     and validated size. `models` maps a scenario to its original (default: the embedded
-    one); `retrain_epochs` shortens Retrain (tests only: the protocol uses the recipe's)."""
+    one); `retrain_epochs` shortens Retrain (tests only: the protocol uses the recipe's).
+    With `tables_only`, compute nothing: tabulate the cells there are. settings.json is
+    written only when every cell exists; before that, validation.md says PARTIAL."""
     from mmu_core.bench.unlearning import cached_cell
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import load_forget_ids, load_scenario, validation_sets
@@ -70,7 +72,7 @@ def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods
     methods = list(methods or grids)
     out, root = Path(out), Path(data or default_world())
     t0 = time.time()
-    chosen, table = {}, {}
+    chosen, table, complete = {}, {}, True
     for scenario in scenarios:
         view = load_scenario(root, scenario).validation_view()
         original = (models or {}).get(scenario) or load_backbone(f"embedded:{scenario}")
@@ -95,46 +97,61 @@ def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods
                                 "settings": settings, "unlearning": info, "metrics": metrics,
                                 "provenance": provenance({"protocol": "tuning"})}
 
-                    result = cached_cell(out, name, compute)
-                    log(f"[{time.time() - t0:7.1f} s] {name}: "
-                        f"{result['unlearning']['seconds']} s")
+                    result = cached_cell(out, name, None if tables_only else compute)
+                    if result is not None:
+                        log(f"[{time.time() - t0:7.1f} s] {name}: "
+                            f"{result['unlearning']['seconds']} s")
                     return result
 
                 ref = cell("retrain", {}, "retrain")
-                for method in methods:
+                for method in methods if ref is not None else ():
                     for k, settings in enumerate(grids[method]):
                         c = cell(method, settings, f"{method}-{k}")
+                        if c is None:
+                            continue
                         cmp = compare(c["metrics"], ref["metrics"])
                         scores.setdefault((method, k), []).append(cmp["retrieval"]["avg_g"])
             for method in methods:
                 means = {k: sum(v) / len(v) for (m, k), v in scores.items() if m == method}
+                if len(means) < len(grids[method]) or any(
+                        len(scores[method, k]) < len(lists) for k in means):
+                    complete = False
+                if not means:
+                    continue
                 best = min(means, key=lambda k: (means[k], k))  # ties: the earlier setting
                 chosen.setdefault(scenario, {}).setdefault(str(size), {})[method] = \
                     grids[method][best]
                 table[f"{scenario}-{size}-{method}"] = {
                     "settings": grids[method], "mean_avg_g": [round(means[k], 3)
                                                                for k in sorted(means)],
-                    "chosen": best, "validation_sets": len(scores[method, best])}
+                    "chosen": best, "validation_sets": len(scores[method, best]),
+                    "validation_sets_declared": len(lists)}
     result = {"protocol": "docs/benchmark.md", "step_cap": STEP_CAP, "grid_size": GRID_SIZE,
               "selection": "lowest mean retrieval Avg.G to Retrain over the validation sets, "
                            "validation split in place of D_test",
-              "settings": chosen, "validation": table,
+              "complete": complete, "settings": chosen, "validation": table,
               "provenance": provenance({"scenarios": list(scenarios), "methods": methods})}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "settings.json").write_text(json.dumps(result, indent=1))
+    (out / ("settings.json" if complete else "partial.json")).write_text(
+        json.dumps(result, indent=1))
+    if complete:
+        (out / "partial.json").unlink(missing_ok=True)
     (out / "validation.md").write_text(validation_markdown(result))
     return result
 
 
 def validation_markdown(result: dict) -> str:
-    md = ["# Tuning on the validation forget sets", "",
+    md = ["# Tuning on the validation forget sets"
+          + ("" if result["complete"] else " (PARTIAL: not every cell is computed yet; "
+             "no settings are chosen from this)"), "",
           f"Selection: {result['selection']}. Step cap {result['step_cap']}, "
           f"{result['grid_size']} settings per method. Mean Avg.G per setting (chosen in bold).",
           ""]
     for key, row in result["validation"].items():
         cells = [f"**{v:.2f}**" if i == row["chosen"] else f"{v:.2f}"
                  for i, v in enumerate(row["mean_avg_g"])]
-        md += [f"## {key} ({row['validation_sets']} validation sets)", "",
+        md += [f"## {key} ({row['validation_sets']} of {row['validation_sets_declared']} "
+               "validation sets)", "",
                "| setting | mean Avg.G |", "|---|---|"]
         md += [f"| `{json.dumps(s)}` | {c} |" for s, c in zip(row["settings"], cells)]
         md.append("")
