@@ -145,7 +145,8 @@ def validation_markdown(result: dict) -> str:
           + ("" if result["complete"] else " (PARTIAL: not every cell is computed yet; "
              "no settings are chosen from this)"), "",
           f"Selection: {result['selection']}. Step cap {result['step_cap']}, "
-          f"{result['grid_size']} settings per method. Mean Avg.G per setting (chosen in bold).",
+          f"{result['grid_size']} settings per method. Mean Avg.G per setting ("
+          + ("chosen" if result["complete"] else "lowest so far") + " in bold).",
           ""]
     for key, row in result["validation"].items():
         cells = [f"**{v:.2f}**" if i == row["chosen"] else f"{v:.2f}"
