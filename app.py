@@ -51,7 +51,8 @@ def _warm_up(engine: Engine) -> None:
 
 
 def launch(demo: gr.Blocks, **kw):
-    threading.Thread(target=_warm_up, args=(demo.engine,), daemon=True).start()
+    demo.warm_up = threading.Thread(target=_warm_up, args=(demo.engine,), daemon=True)
+    demo.warm_up.start()
     return demo.queue(default_concurrency_limit=1).launch(
         max_file_size=MAX_UPLOAD_BYTES, allowed_paths=[demo.engine.files], **kw)
 

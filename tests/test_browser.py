@@ -25,6 +25,7 @@ def app_url():
     demo = app.create_demo()
     app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     yield demo.local_url
+    demo.warm_up.join(timeout=600)  # its model loads must not overlap the next tests' builds
     demo.close()
 
 

@@ -256,3 +256,31 @@ def test_quality_measures():
     torch.nn.init.zeros_(clf.net[-1].bias)  # uniform predictions: the score's minimum, 1
     images = [Image.new("RGB", (32, 32), c) for c in COLOURS]
     assert inception_style_score(clf, images) == pytest.approx(1.0)
+
+
+def test_building_waits_for_a_load_in_another_thread(gens):
+    """transformers' loaders switch torch's init functions off process-wide while they run
+    (the app loads generators in a warm-up thread): a model built meanwhile must wait."""
+    import threading
+    import time
+
+    from transformers.initialization import no_init_weights
+
+    from mmu_core.models.building import serialised
+
+    cap, painter = gens
+    alone = M.new_mvi(cap, painter, TINY).state_dict()
+    inside = threading.Event()
+
+    @serialised
+    def loading():  # what a serialised from_pretrained does
+        with no_init_weights():
+            inside.set()
+            time.sleep(1.0)
+
+    loader = threading.Thread(target=loading)
+    loader.start()
+    inside.wait(10)
+    built = M.new_mvi(cap, painter, TINY).state_dict()
+    loader.join()
+    assert all(torch.equal(alone[k], built[k]) for k in alone)

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mmu_core.models.building import serialised
+
 EXTRAS_FILE = "mmu_extras.safetensors"
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 # Embedded defaults: small models of the real classes, trained by `python -m mmu_core train`
@@ -192,6 +194,7 @@ def check_hub_id(name: str, marker: str = "config.json", kind: str = "model id")
             f"could not be reached within {HUB_TIMEOUT_S} s ({type(err).__name__})") from None
 
 
+@serialised
 def load_backbone(name: str = "embedded", device: str | torch.device = "cpu") -> Backbone:
     """One factory for every source: an embedded name ("embedded", "embedded:privacy",
     "embedded:copyright", "embedded:pretrained"), a local folder written by

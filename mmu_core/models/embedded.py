@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mmu_core.models.building import serialised
+
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
 
 
@@ -39,6 +41,7 @@ def build_tokenizer(texts):
                              model_max_length=EmbeddedSize.max_text_len)
 
 
+@serialised
 def new_backbone(texts, size: EmbeddedSize = EmbeddedSize(), seed: int = 0):
     """A randomly initialised embedded backbone with a tokenizer over `texts`."""
     import torch

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mmu_core.models.building import serialised
 from mmu_core.models.embedded import words_of
 
 
@@ -47,6 +48,7 @@ def word_level_tokenizer(texts, specials=("<pad>", "</s>", "<unk>")):
                                    eos_token="</s>", unk_token="<unk>")
 
 
+@serialised
 def new_captioner(texts, size: CaptionerSize = CaptionerSize(), seed: int = 0):
     import torch
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
@@ -106,6 +108,7 @@ def clip_tokenizer(texts, max_len: int):
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_len)
 
 
+@serialised
 def new_painter(texts, size: PainterSize = PainterSize(), seed: int = 0):
     import torch
     from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionPipeline,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmu_core.models.backbone import ASSETS, UnknownModelError, check_hub_id
+from mmu_core.models.building import serialised
 
 EMBEDDED_CAPTIONER = "embedded"
 EMBEDDED_PAINTER = "embedded"
@@ -25,6 +26,7 @@ def _resolve(name: str, folder: str, kind: str, marker: str = "config.json") -> 
     return name
 
 
+@serialised
 def load_captioner(name: str = EMBEDDED_CAPTIONER, device: str = "cpu"):
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
@@ -41,6 +43,7 @@ def load_captioner(name: str = EMBEDDED_CAPTIONER, device: str = "cpu"):
     return Captioner(model.to(device), processor)
 
 
+@serialised
 def load_painter(name: str = EMBEDDED_PAINTER, device: str = "cpu"):
     from diffusers import StableDiffusionPipeline
 
@@ -66,6 +69,7 @@ def save_painter(painter, folder: str | Path) -> None:
     painter.pipe.save_pretrained(folder)
 
 
+@serialised
 def load_image_classifier(name: str = "embedded"):
     """The classifier behind the Inception-Score-style measure (image_classifier.py)."""
     from mmu_core.models.image_classifier import ImageClassifier

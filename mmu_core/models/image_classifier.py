@@ -19,6 +19,7 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from mmu_core.data.loaders import Pair, open_image
 from mmu_core.data.vocab import BACKGROUNDS, SCENE_BACKGROUNDS
+from mmu_core.models.building import LOCK
 
 LABELS = [f"portrait/{c}" for c in BACKGROUNDS] + [f"scene/{c}" for c in SCENE_BACKGROUNDS]
 IMAGE_SIZE = 32
@@ -80,8 +81,9 @@ def train_classifier(pairs: list[Pair], epochs: int = 6, seed: int = 0,
     order = torch.randperm(len(y), generator=g)
     n_test = int(held_out * len(y))
     test, train = order[:n_test], order[n_test:]
-    torch.manual_seed(seed)
-    clf = ImageClassifier()
+    with LOCK:  # see models.building
+        torch.manual_seed(seed)
+        clf = ImageClassifier()
     opt = torch.optim.AdamW(clf.parameters(), lr=2e-3)
     for _ in range(epochs):
         clf.train()

@@ -16,6 +16,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from mmu_core.data.loaders import Pair
+from mmu_core.models.building import LOCK
 from mmu_core.mvi.model import (MVI, Features, MVIConfig, elbo_terms, features, negative_elbo,
                                 new_mvi)
 
@@ -104,7 +105,8 @@ def fit_or_load(captioner, painter, pairs: list[Pair], config: MVIConfig = MVICo
     found = _cached_folder(key) if cache else None
     if found is not None:
         start = time.perf_counter()
-        mvi = MVI.from_pretrained(found).to(captioner.device).eval()
+        with LOCK:  # see models.building
+            mvi = MVI.from_pretrained(found).to(captioner.device).eval()
         summary = json.loads((found / "fit_summary.json").read_text())
         return mvi, {**summary, "cache_hit": True, "cache_key": key,
                      "shipped": found.parent == SHIPPED,

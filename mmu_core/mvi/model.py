@@ -18,6 +18,7 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from mmu_core.data.inputs import InputError
 from mmu_core.data.loaders import Pair, open_image
+from mmu_core.models.building import serialised
 
 IMAGE, TEXT = 0, 1  # theta_M's classes
 ENCODER_IMAGE_SIZE = 32  # phi_U'_1 reads a 32x32 thumbnail, whatever the painter's size
@@ -153,6 +154,7 @@ def features(captioner, painter, pairs: list[Pair], chunk: int = 64) -> Features
                       ("pixels", "latents", "ids", "k_image", "k_text")))
 
 
+@serialised
 def new_mvi(captioner, painter, config: MVIConfig = MVIConfig()) -> MVI:
     tok = painter.pipe.tokenizer
     torch.manual_seed(config.seed)
