@@ -190,6 +190,41 @@ def _cmd_forget(a) -> None:
           f"{card['weights_sha256']}")
 
 
+def _cmd_audit(a) -> None:
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_forget_ids, load_scenario
+    from mmu_core.erasure.audit import AuditConfig, audit, audit_markdown
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.backbone import load_backbone
+
+    record = Path(a.model, "forget_result.json")
+    request = json.loads(record.read_text())["request"] if record.is_file() else {}
+    scenario = a.scenario or request.get("scenario") or "privacy"
+    if a.forget:
+        ids = load_forget_ids(a.forget)
+    elif request.get("forget_ids"):
+        ids = request["forget_ids"]
+    else:
+        raise SystemExit("error: --forget is needed (the model folder holds no "
+                         "forget_result.json naming its forget set)")
+    sc = load_scenario(a.data or default_world(), scenario)
+    original = a.original or request.get("base_model") or f"embedded:{scenario}"
+    steps = tuple(int(k) for k in a.relearn_steps.split(","))
+    config = AuditConfig(relearn_steps=steps, relearn_lr=a.relearn_lr, seed=a.seed)
+    result = audit(load_backbone(a.model), load_backbone(original), load_backbone(a.retrain),
+                   load_backbone(a.reference), sc, ids, config)
+    result.update(model=a.model, original=original, retrain=a.retrain, reference=a.reference,
+                  scenario=scenario, provenance=provenance(vars(a)))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "audit.json").write_text(json.dumps(result, indent=1))
+    (out / "audit.md").write_text(audit_markdown(result))
+    gap = result["relearn"]["gap"]["benign"][-1]
+    print(f"audit in {result['seconds']} s; after {gap['step']} benign relearning steps "
+          f"R@D_f is {gap['R@D_f']:+.1f} points from Retrain's; audit.json and audit.md in "
+          f"{out}")
+
+
 def _cmd_export(a) -> None:
     from mmu_core.erasure.export import export, push
 
@@ -338,6 +373,26 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--seed", type=int, default=0)
     fg.add_argument("--no-eval", action="store_true")
     fg.set_defaults(func=_cmd_forget)
+
+    au = sub.add_parser("audit", help="does the forgetting hold? relearning, quantisation, "
+                        "per-pair attacks and CKA against Retrain (JSON + Markdown)")
+    au.add_argument("--model", required=True, help="the unlearned model (a `forget --out` "
+                    "folder names its forget set and original)")
+    au.add_argument("--retrain", required=True, help="Retrain for the same forget set "
+                    "(e.g. a `forget --method retrain --out` folder)")
+    au.add_argument("--original", default=None, help="default: the forget result's base "
+                    "model, else embedded:<scenario>")
+    au.add_argument("--reference", default="embedded:pretrained", help="a model that never "
+                    "saw the scenario's pairs, for the calibrated attack")
+    au.add_argument("--scenario", default=None, choices=["privacy", "copyright"])
+    au.add_argument("--forget", default=None, help="forget list (default: the one the "
+                    "forget result names)")
+    au.add_argument("--data", default=None, help="world root (default: the embedded world)")
+    au.add_argument("--relearn-steps", default="0,5,20", help="comma-separated k")
+    au.add_argument("--relearn-lr", type=float, default=1e-4)
+    au.add_argument("--seed", type=int, default=0)
+    au.add_argument("--out", required=True)
+    au.set_defaults(func=_cmd_audit)
 
     ex = sub.add_parser("export", help="a clean folder from a forget result: model, model "
                         "card, weight fingerprint; optionally pushed to the Hub")

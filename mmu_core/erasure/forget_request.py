@@ -59,6 +59,13 @@ def with_pairs(sc: Scenario, pairs: list[Pair]) -> Scenario:
     return dataclasses.replace(sc, train=sc.train + extra) if extra else sc
 
 
+def without(sc: Scenario, pair_ids) -> Scenario:
+    """The scenario after earlier requests: their pairs are gone from the training data
+    (deleted by their owner), so they are neither retained nor forgotten again."""
+    ids = set(pair_ids)
+    return dataclasses.replace(sc, train=[p for p in sc.train if p.pair_id not in ids])
+
+
 def teach(original: Backbone, sc: Scenario, pairs: list[Pair], steps: int = 30,
           lr: float = 2e-4, retain_per_step: int = 24, seed: int = 0) -> Backbone:
     """A copy of `original` fine-tuned briefly on `pairs` (every step: all of them plus a
@@ -146,6 +153,12 @@ class Outcome:
     anchors: list = field(default_factory=list)  # mvi.Anchors (ours only)
     mvi: object = None
     seconds: dict = field(default_factory=dict)
+    # pair ids of every request so far, oldest first (this one last); `shipped` saw them all
+    history: list = field(default_factory=list)
+
+    @property
+    def forgotten_ids(self) -> list[str]:
+        return [i for request in self.history for i in request]
 
 
 def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pair],
@@ -178,14 +191,32 @@ def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pai
     seconds["total"] = round(seconds["teach"] + time.perf_counter() - t0, 2)
     return Outcome(scenario_name, method, dict(settings or {}), list(pairs), bool(new), base,
                    model, original, data, before, after, info, request.artifacts.get("anchors", []),
-                   request.artifacts.get("mvi"), seconds)
+                   request.artifacts.get("mvi"), seconds, [[p.pair_id for p in pairs]])
+
+
+def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
+                settings: dict | None = None, teach_first: bool = False, seed: int = 0,
+                **extras) -> Outcome:
+    """A further request on top of `previous`: the method starts from its unlearned model,
+    on the data without every pair forgotten so far. Retrain for the result is a retrain
+    on the data without all of them (`retrain_reference`)."""
+    done = set(previous.forgotten_ids)
+    again = [p.pair_id for p in pairs if p.pair_id in done]
+    if again:
+        raise InputError(f"{len(again)} pair(s) were forgotten by an earlier request already, "
+                         f"e.g. {again[:2]}")
+    out = forget(previous.unlearned, without(previous.scenario_data, done), previous.scenario,
+                 pairs, method or previous.method, settings, teach_first, seed, **extras)
+    return dataclasses.replace(out, shipped=previous.shipped,
+                               history=previous.history + out.history)
 
 
 def retrain_reference(outcome: Outcome, epochs: int | None = None, **extras):
     """The Retrain model for this request and how it was obtained. For taught uploads the
     model the request was made against is already it: trained on the same data without
     those pairs. Otherwise Retrain runs (the scenario's full recipe on D_r: minutes)."""
-    if outcome.taught and all(p.pair_id.startswith(UPLOAD_PREFIX) for p in outcome.forget):
+    if (outcome.taught and len(outcome.history) <= 1
+            and all(p.pair_id.startswith(UPLOAD_PREFIX) for p in outcome.forget)):
         return outcome.shipped, {"how": "the model before teaching (never saw the uploads)"}
     request = Request.build(outcome.shipped, outcome.scenario_data,
                             [p.pair_id for p in outcome.forget], outcome.scenario, **extras)

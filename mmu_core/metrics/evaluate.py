@@ -123,7 +123,7 @@ def ve_accuracy(bb: Backbone, examples: list[VEExample], batch: int = 128) -> fl
     return 100.0 * correct / len(examples)
 
 
-def _subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
+def subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
     """At most about `n` pairs, drawn as whole groups (an image with all its captions, a
     person with all their pairs) so each query keeps all its positives."""
     if len(pairs) <= n:
@@ -142,7 +142,7 @@ def evaluate(bb: Backbone, sc: Scenario, forget_ids, *, max_pairs: int = 1000,
     t0 = time.time()
     d_f, d_r = sc.split(forget_ids)
     f_ids = {p.pair_id for p in d_f}
-    d_r_eval = _subsample(d_r, max_pairs, seed)
+    d_r_eval = subsample(d_r, max_pairs, seed)
     steps = [
         ("retrieval D_f", lambda: retrieval(bb, d_f, distractors=sc.unseen)),
         ("retrieval D_r", lambda: retrieval(bb, d_r_eval)),

@@ -39,10 +39,10 @@ def fit_attack(x: np.ndarray, y: np.ndarray):
 
 
 def membership_inference(bb, members: list[Pair], nonmembers: list[Pair], targets: list[Pair],
-                         seed: int = 0) -> dict:
+                         seed: int = 0, cv: bool = True) -> dict:
     """Fit the attack on balanced members/non-members; report the mean member probability
-    on `targets` (in percent) and the attack's cross-validated AUC, folds grouped so a
-    person or an image never sits on both sides."""
+    on `targets` (in percent) and (`cv`) the attack's cross-validated AUC, folds grouped so
+    a person or an image never sits on both sides."""
     rng = np.random.default_rng(seed)
     n = min(len(members), len(nonmembers), MAX_PER_CLASS)
     mem = [members[i] for i in sorted(rng.choice(len(members), n, replace=False))]
@@ -51,7 +51,7 @@ def membership_inference(bb, members: list[Pair], nonmembers: list[Pair], target
     y = np.r_[np.ones(n), np.zeros(n)]
     groups = np.array([p.group for p in mem + non])
     auc = float("nan")
-    if len(set(groups[y == 1])) >= 5 and len(set(groups[y == 0])) >= 5:
+    if cv and len(set(groups[y == 1])) >= 5 and len(set(groups[y == 0])) >= 5:
         scores = np.zeros(len(y))
         for tr, te in StratifiedGroupKFold(n_splits=5, shuffle=True,
                                            random_state=seed).split(x, y, groups):

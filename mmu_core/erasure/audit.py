@@ -1,0 +1,222 @@
+"""Does the forgetting hold? An audit of one unlearned model beside the original and Retrain:
+
+relearning      fine-tune k steps on D_r only (benign) or on part of D_f mixed with D_r
+                (targeted), then R@D_f and the population MI on the D_f pairs not relearned;
+                the same for Retrain: the gap between the curves is what came back
+                (Hu et al., ICLR 2025).
+quantisation    torch's int8 dynamic quantisation of the Linear layers; R@D_f and MI before
+                and after (Zhang et al., ICLR 2025).
+per-pair        the loss and reference-calibrated attacks of `metrics.attacks`, for the
+                original, the unlearned model and Retrain (Hayes et al., SaTML 2025).
+representation  linear CKA per layer against Retrain and against the original, on D_f and D_r.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mmu_core.data.loaders import Pair
+from mmu_core.data.scenarios import Scenario
+from mmu_core.metrics.attacks import contrast_texts, pair_losses, per_pair_attacks
+from mmu_core.metrics.cka import cka_per_layer, layer_features
+from mmu_core.metrics.evaluate import retrieval, subsample
+from mmu_core.metrics.membership import membership_inference
+from mmu_core.models.backbone import Backbone
+from mmu_core.training.recipes import itc_itm_loss
+from mmu_core.unlearn.request import group_ids, optimiser, sample, step, tensors
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    relearn_steps: tuple[int, ...] = (0, 5, 20)
+    relearn_lr: float = 1e-4
+    batch_size: int = 16
+    targeted_share: float = 0.5  # of D_f's groups (or pairs, for one group) relearned
+    max_pairs: int = 100  # D_r members and never-trained pairs per attack
+    cka_pairs: int = 64
+    seed: int = 0
+
+
+def _forget_metrics(bb: Backbone, measured: list[Pair], members: list[Pair],
+                    unseen: list[Pair], seed: int) -> dict:
+    r = retrieval(bb, measured, distractors=unseen)["r_mean"]
+    mi = membership_inference(bb, members=members, nonmembers=unseen, targets=measured,
+                              seed=seed, cv=False)["member_prob_D_f"]
+    return {"R@D_f": round(r, 2), "MI": round(mi, 2)}
+
+
+def relearn_curve(bb: Backbone, pool: list[Pair], mix: list[Pair], config: AuditConfig,
+                  measure) -> list[dict]:
+    """Fine-tune a copy of `bb` with the training loss (ITC + ITM) on batches of `pool`
+    (filled up with `mix` pairs when given), measuring at each of `relearn_steps`."""
+    model = bb.copy().train()
+    opt = optimiser(model, config.relearn_lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    n_pool = config.batch_size // 2 if mix else config.batch_size
+    curve, done = [], 0
+    for k in sorted(config.relearn_steps):
+        while done < k:
+            batch = sample(pool, n_pool, gen)
+            if mix:
+                batch += sample(mix, config.batch_size - len(batch), gen)
+            pix, ids, mask = tensors(model, batch)
+            losses = itc_itm_loss(model, pix, ids, mask, group_ids(batch).to(ids.device), gen)
+            step(opt, sum(losses.values()), model.parameters())
+            done += 1
+        model.eval()
+        curve.append({"step": k, **measure(model)})
+        model.train()
+    return curve
+
+
+def targeted_split(forget: list[Pair], share: float) -> tuple[list[Pair], list[Pair]]:
+    """(relearned, measured): whole groups when D_f has several (an image with its captions,
+    a person), else pairs of its one group. Empty when D_f is a single pair."""
+    groups = sorted({p.group for p in forget})
+    if len(groups) > 1:
+        take = set(groups[:max(1, int(round(share * len(groups))))])
+        if len(take) == len(groups):
+            take = set(groups[:-1])
+        return [p for p in forget if p.group in take], [p for p in forget if p.group not in take]
+    if len(forget) < 2:
+        return [], list(forget)
+    n = min(len(forget) - 1, max(1, int(round(share * len(forget)))))
+    return forget[:n], forget[n:]
+
+
+def quantised(bb: Backbone) -> Backbone:
+    """An int8 dynamically quantised copy (torch's own `quantize_dynamic`: every Linear
+    layer, weights int8, activations quantised on the fly; CPU)."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch points to torchao; its own still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(bb.copy().cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8,
+                                inplace=True)
+
+
+def audit(unlearned: Backbone, original: Backbone, retrained: Backbone, reference: Backbone,
+          sc: Scenario, forget_ids, config: AuditConfig = AuditConfig(),
+          progress=None) -> dict:
+    """Every check of the module docstring; JSON-ready. `reference` never saw the
+    scenario's pairs (the calibrated attack's baseline)."""
+    t0 = time.time()
+    forget, retain = sc.split(forget_ids)
+    members = subsample(retain, config.max_pairs, config.seed)
+    unseen = subsample(sc.unseen, config.max_pairs, config.seed)
+    relearned, held = targeted_split(forget, config.targeted_share)
+    models = {"unlearned": unlearned, "retrain": retrained}
+    out: dict = {"config": {**asdict(config), "relearn_steps": list(config.relearn_steps)},
+                 "n_forget_pairs": len(forget), "n_members": len(members),
+                 "n_unseen": len(unseen)}
+
+    def measure_on(measured):
+        return lambda bb: _forget_metrics(bb, measured, members, unseen, config.seed)
+
+    contrast = contrast_texts(retain, seed=config.seed)
+    losses: dict = {}
+    cka_sets = {"D_f": forget[:config.cka_pairs], "D_r": members[:config.cka_pairs]}
+    feats: dict = {}
+    steps = []
+    for name, bb in models.items():
+        steps.append((f"relearn benign ({name})", lambda n=name, bb=bb: out.setdefault(
+            "relearn", {}).setdefault("benign", {}).__setitem__(
+                n, relearn_curve(bb, retain, [], config, measure_on(forget)))))
+        if relearned:
+            steps.append((f"relearn targeted ({name})", lambda n=name, bb=bb: out.setdefault(
+                "relearn", {}).setdefault("targeted", {}).__setitem__(
+                    n, relearn_curve(bb, relearned, retain, config, measure_on(held)))))
+        steps.append((f"quantisation ({name})", lambda n=name, bb=bb: out.setdefault(
+            "quantisation", {}).__setitem__(n, {
+                "fp32": measure_on(forget)(bb), "int8": measure_on(forget)(quantised(bb))})))
+    for name, bb in {**models, "original": original, "reference": reference}.items():
+        steps.append((f"pair losses ({name})", lambda n=name, bb=bb: losses.__setitem__(
+            n, (pair_losses(bb, forget, contrast), pair_losses(bb, unseen, contrast)))))
+    for name, bb in {**models, "original": original}.items():
+        steps.append((f"layer features ({name})", lambda n=name, bb=bb: feats.__setitem__(
+            n, {s: layer_features(bb, ps) for s, ps in cka_sets.items()})))
+    for label, fn in tqdm(steps, desc="audit", disable=progress is False):
+        if callable(progress):
+            progress(label)
+        fn()
+
+    ref_f, ref_u = losses["reference"]
+    out["per_pair"] = {n: per_pair_attacks(*losses[n], ref_f, ref_u)
+                       for n in ("original", "unlearned", "retrain")}
+    out["per_pair"]["pairs"] = [p.pair_id for p in forget]
+    out["cka"] = {s: {"unlearned_vs_retrain": cka_per_layer(feats["unlearned"][s],
+                                                            feats["retrain"][s]),
+                      "unlearned_vs_original": cka_per_layer(feats["unlearned"][s],
+                                                             feats["original"][s]),
+                      "original_vs_retrain": cka_per_layer(feats["original"][s],
+                                                           feats["retrain"][s])}
+                  for s in cka_sets}
+    out["relearn"]["gap"] = {mode: [
+        {"step": u["step"], **{k: round(u[k] - r[k], 2) for k in ("R@D_f", "MI")}}
+        for u, r in zip(curves["unlearned"], curves["retrain"])]
+        for mode, curves in out["relearn"].items()}
+    out["relearn"]["targeted_pairs"] = {"relearned": [p.pair_id for p in relearned],
+                                        "measured": [p.pair_id for p in held]}
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+def _curve_row(curve: list[dict], key: str) -> str:
+    return " | ".join(f"{c[key]:.1f}" for c in curve)
+
+
+def audit_markdown(result: dict) -> str:
+    """The audit as Markdown tables, with what each shows."""
+    cfg = result["config"]
+    steps = cfg["relearn_steps"]
+    md = [f"# Audit: does the forgetting hold? ({result['n_forget_pairs']} forget pairs, "
+          f"{result['seconds']} s)", ""]
+    for mode, note in (("benign", "fine-tuned on D_r only"),
+                       ("targeted", "fine-tuned on part of D_f (with D_r); measured on the "
+                                    "rest of D_f")):
+        curves = result["relearn"].get(mode)
+        if not curves:
+            md += [f"## Relearning, {mode}: skipped (D_f is one pair)", ""]
+            continue
+        md += [f"## Relearning, {mode} ({note}; lr {cfg['relearn_lr']}, batch "
+               f"{cfg['batch_size']})", "",
+               "| model | metric | " + " | ".join(f"k={k}" for k in steps) + " |",
+               "|---|---|" + "---|" * len(steps)]
+        for name in ("unlearned", "retrain"):
+            for key in ("R@D_f", "MI"):
+                md.append(f"| {name} | {key} | {_curve_row(curves[name], key)} |")
+        for key in ("R@D_f", "MI"):
+            md.append(f"| **gap** (unlearned - retrain) | {key} | "
+                      f"{_curve_row(result['relearn']['gap'][mode], key)} |")
+        md.append("")
+    md += ["## Int8 dynamic quantisation", "", "| model | R@D_f fp32 | R@D_f int8 | MI fp32 | "
+           "MI int8 |", "|---|---|---|---|---|"]
+    for name, q in result["quantisation"].items():
+        md.append(f"| {name} | {q['fp32']['R@D_f']:.1f} | {q['int8']['R@D_f']:.1f} | "
+                  f"{q['fp32']['MI']:.1f} | {q['int8']['MI']:.1f} |")
+    md += ["", "## Per-pair attacks (AUC of D_f against never-trained pairs; 0.5 = "
+               "indistinguishable)", "",
+           "| model | loss attack AUC | calibrated AUC | median percentile (calibrated) |",
+           "|---|---|---|---|"]
+    for name in ("original", "unlearned", "retrain"):
+        a = result["per_pair"][name]
+        md.append(f"| {name} | {a['loss']['auc']:.3f} | {a['calibrated']['auc']:.3f} | "
+                  f"{np.median(a['calibrated']['per_pair']):.0f} |")
+    md += ["", "## Linear CKA per layer (1 = same representation)", ""]
+    for s, comparisons in result["cka"].items():
+        layers = list(comparisons["unlearned_vs_retrain"])
+        md += [f"### on {s}", "", "| layer | unlearned vs retrain | unlearned vs original | "
+               "original vs retrain |", "|---|---|---|---|"]
+        md += [f"| {k} | {comparisons['unlearned_vs_retrain'][k]:.3f} | "
+               f"{comparisons['unlearned_vs_original'][k]:.3f} | "
+               f"{comparisons['original_vs_retrain'][k]:.3f} |" for k in layers]
+        md.append("")
+    return "\n".join(md)

@@ -1,0 +1,206 @@
+"""The audit (does the forgetting hold?): CKA, the per-pair attacks, relearning, quantisation,
+the whole audit and its command, and forget requests made one after another."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmu_core import unlearn
+from mmu_core.data.inputs import InputError
+from mmu_core.data.loaders import Pair, open_image
+from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
+from mmu_core.erasure import audit as A
+from mmu_core.erasure.forget_request import forget, forget_more, retrain_reference
+from mmu_core.metrics.attacks import pair_losses, per_pair_attacks, percentiles
+from mmu_core.metrics.cka import cka_per_layer, layer_features, linear_cka
+from mmu_core.models.backbone import load_backbone
+from mmu_core.unlearn.request import Request
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = A.AuditConfig(relearn_steps=(0, 2), batch_size=8, max_pairs=24, cka_pairs=8)
+
+
+@pytest.fixture(scope="module")
+def privacy(world):
+    sc = load_scenario(world, "privacy")
+    return sc, load_forget_ids(forget_list_path(world, "privacy", 5, 0))
+
+
+@pytest.fixture(scope="module")
+def models(privacy):
+    sc, ids = privacy
+    original = load_backbone("embedded:privacy")
+    unlearned, _ = unlearn.run("ga", Request.build(original, sc, ids, "privacy"), steps=10,
+                               lr=1e-4)
+    return {"original": original, "unlearned": unlearned,
+            "reference": load_backbone("embedded:pretrained")}
+
+
+def test_linear_cka_is_one_for_rotations_and_scalings_and_low_for_unrelated_features():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3.0 * x @ q + 5.0) == pytest.approx(1.0, abs=1e-9)
+    assert linear_cka(x, torch.randn(200, 16, generator=g)) < 0.2
+
+
+def test_layer_features_cover_every_layer_and_cka_of_a_model_with_itself_is_one(models,
+                                                                               privacy):
+    sc, _ = privacy
+    bb = models["original"]
+    feats = layer_features(bb, sc.train[:10])
+    cfg = bb.model.config
+    assert len([k for k in feats if k.startswith("vision.")]) == \
+        cfg.vision_config.num_hidden_layers + 1
+    assert len([k for k in feats if k.startswith("fusion.")]) == \
+        cfg.text_config.num_hidden_layers
+    assert all(v.shape[0] == 10 for v in feats.values())
+    assert set(cka_per_layer(feats, feats).values()) == {1.0}
+
+
+def test_pair_loss_is_the_itm_and_itc_cross_entropy(models, privacy):
+    sc, _ = privacy
+    bb = models["original"]
+    pair, contrast = sc.train[0], [p.text for p in sc.unseen[:5]]
+    got = pair_losses(bb, [pair], contrast)[0]
+    with torch.no_grad():
+        img = bb.encode_image(bb.pixels([open_image(pair)]))
+        ids, mask = bb.tokenize([pair.text] + contrast)
+        sim = bb.itc_logits(bb.image_feat(img), bb.text_feat(bb.encode_text(ids, mask)))
+        itc = F.cross_entropy(sim, torch.tensor([0]))
+        itm = F.cross_entropy(bb.itm_logits(bb.fuse(img, ids[:1], mask[:1])),
+                              torch.tensor([1]))
+    assert got == pytest.approx(float(itc + itm), rel=1e-4)
+
+
+def test_attack_summaries_on_hand_made_losses():
+    assert list(percentiles(np.array([0.0, 2.5, 10.0]), np.array([1.0, 2.0, 3.0, 4.0]))) == \
+        [0.0, 50.0, 100.0]
+    members, unseen = np.array([0.25, 0.5]), np.array([1.0, 2.0, 3.0])
+    out = per_pair_attacks(members, unseen)  # lower loss = member
+    assert out["loss"]["auc"] == 1.0 and out["loss"]["per_pair"] == [100.0, 100.0]
+    assert "calibrated" not in out
+    # the reference finds the same pairs just as easy: calibration removes the signal
+    cal = per_pair_attacks(members, unseen, members + 0.5, unseen + 0.5)["calibrated"]
+    assert cal["auc"] == 0.5
+
+
+def test_targeted_split_by_groups_pairs_or_nothing():
+    def pairs(groups):
+        return [Pair(f"{g}{i}.png", "t", g, f"{g}_{i}") for i, g in enumerate(groups)]
+
+    relearned, measured = A.targeted_split(pairs("aabbcc"), 0.5)
+    assert {p.group for p in relearned}.isdisjoint({p.group for p in measured})
+    assert relearned and measured
+    relearned, measured = A.targeted_split(pairs("aaaaa"), 0.5)  # one person
+    assert len(relearned) + len(measured) == 5 and relearned and measured
+    assert A.targeted_split(pairs("a"), 0.5) == ([], pairs("a"))
+
+
+def test_relearning_on_forget_pairs_brings_their_loss_back_and_leaves_the_model(models, privacy):
+    sc, ids = privacy
+    forget, retain = sc.split(ids)
+    bb = models["unlearned"]
+    before = {k: v.clone() for k, v in bb.state_dict().items()}
+    contrast = [p.text for p in retain[:32]]
+    cfg = replace(SMALL, relearn_steps=(0, 3, 10), relearn_lr=1e-4)
+    curve = A.relearn_curve(bb, forget, retain, cfg,
+                            lambda m: {"loss": float(pair_losses(m, forget, contrast).mean())})
+    assert [c["step"] for c in curve] == [0, 3, 10]
+    assert curve[-1]["loss"] < curve[0]["loss"]
+    assert all(torch.equal(before[k], v) for k, v in bb.state_dict().items())
+
+
+def test_int8_quantisation_replaces_the_linear_layers_and_keeps_the_scores(models, privacy):
+    sc, _ = privacy
+    bb = models["original"]
+    q = A.quantised(bb)
+    kinds = {type(m) for m in q.modules()}
+    assert torch.nn.Linear not in kinds
+    assert any(k.__name__ == "Linear" and "quantized" in k.__module__ for k in kinds)
+    pairs = sc.train[:8]
+    args = ([open_image(p) for p in pairs], [p.text for p in pairs])
+    a, b = bb.score_pairs(*args)["itm"], q.score_pairs(*args)["itm"]
+    assert not torch.equal(a, b) and float((a - b).abs().max()) < 0.2
+
+
+def test_audit_reports_every_check_and_the_gap_to_retrain(models, privacy):
+    sc, ids = privacy
+    m = models
+    res = A.audit(m["unlearned"], m["original"], m["original"], m["reference"], sc, ids, SMALL,
+                  progress=False)
+    assert set(res["relearn"]) == {"benign", "targeted", "gap", "targeted_pairs"}
+    for mode in ("benign", "targeted"):
+        for k, (u, r) in enumerate(zip(res["relearn"][mode]["unlearned"],
+                                       res["relearn"][mode]["retrain"])):
+            gap = res["relearn"]["gap"][mode][k]
+            assert gap["R@D_f"] == pytest.approx(u["R@D_f"] - r["R@D_f"], abs=0.011)
+    # Retrain here is the original: its curve and attacks equal the original's
+    assert res["per_pair"]["retrain"] == res["per_pair"]["original"]
+    assert set(res["cka"]["D_f"]["original_vs_retrain"].values()) == {1.0}
+    assert len(res["per_pair"]["unlearned"]["loss"]["per_pair"]) == len(ids)
+    q = res["quantisation"]["unlearned"]
+    assert set(q) == {"fp32", "int8"}
+    md = A.audit_markdown(res)
+    assert "## Relearning, benign" in md and "Linear CKA" in md and "quantisation" in md
+
+
+def test_audit_command_reads_the_forget_result(world, privacy, tmp_path):
+    sc, ids = privacy
+    forget = forget_list_path(world, "privacy", 5, 0)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    base = [sys.executable, "-m", "mmu_core"]
+    made = subprocess.run(base + ["forget", "--method", "ga", "--forget", str(forget),
+                                  "--set", "steps=2", "--no-eval", "--out",
+                                  str(tmp_path / "m")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    out = subprocess.run(base + ["audit", "--model", str(tmp_path / "m"), "--retrain",
+                                 "embedded:privacy", "--relearn-steps", "0,1",
+                                 "--out", str(tmp_path / "audit")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    assert res["scenario"] == "privacy" and res["n_forget_pairs"] == len(ids)
+    assert res["original"] == "embedded:privacy"
+    assert (tmp_path / "audit" / "audit.md").read_text().startswith("# Audit")
+
+
+def test_requests_one_after_another(models, privacy, monkeypatch):
+    sc, ids = privacy
+    seen = []
+    real_run = unlearn.run
+
+    def spy(name, request, **kw):
+        seen.append(request)
+        return real_run(name, request, **kw)
+
+    monkeypatch.setattr(unlearn, "run", spy)
+    first_pairs = [p for p in sc.train if p.pair_id in set(ids)]
+    first = forget(models["original"], sc, "privacy", first_pairs, "ga", {"steps": 2})
+    others = [p for p in sc.train if p.pair_id not in set(ids)]
+    second_pairs = [p for p in others if p.group == others[0].group]
+    second = forget_more(first, second_pairs, settings={"steps": 2})
+    req = seen[-1]
+    assert req.original is first.unlearned
+    assert not ({p.pair_id for p in req.retain} & set(ids)), "earlier pairs were retained"
+    assert second.history == [[p.pair_id for p in first_pairs],
+                              [p.pair_id for p in second_pairs]]
+    assert set(second.forgotten_ids) == set(ids) | {p.pair_id for p in second_pairs}
+    assert second.shipped is models["original"] and second.method == "ga"
+    with pytest.raises(InputError, match="earlier request"):
+        forget_more(second, first_pairs[:1])
+    # Retrain for the sequence: on the data without every pair forgotten so far
+    monkeypatch.setattr(unlearn, "run", lambda name, request, **kw: (
+        seen.append(request) or (request.original, {"epochs": 0})))
+    retrain_reference(second)
+    assert not ({p.pair_id for p in seen[-1].retain} & set(second.forgotten_ids))
