@@ -13,6 +13,7 @@ import threading
 import gradio as gr
 
 from mmu_core.data.inputs import MAX_UPLOAD_BYTES
+from mmu_ui.audit_tab import create_audit_tab
 from mmu_ui.compare_tab import create_compare_tab
 from mmu_ui.engine import RESULT_TTL_S, Engine
 from mmu_ui.forget_tab import create_forget_tab
@@ -34,6 +35,8 @@ def create_demo(engine: Engine | None = None) -> gr.Blocks:
             create_inspect_tab(engine, key)
         with gr.Tab("Compare & report"):
             create_compare_tab(engine, key)
+        with gr.Tab("Audit"):
+            create_audit_tab(engine, key)
         demo.load(show_gallery, scenario, gallery_out, api_name=False)
     return demo
 

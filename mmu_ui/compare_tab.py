@@ -84,7 +84,7 @@ def create_compare_tab(engine: Engine, key: gr.State):
         progress(0.5, desc="evaluating the three models")
         cmp = forget_request.comparison(out, retrained)
         cmp["retrain"] = how.get("how")
-        entry["comparison"] = cmp
+        entry["comparison"], entry["retrained"] = cmp, retrained  # the audit reuses Retrain
         rows = []
         for model, ev in cmp["evidence"].items():
             rows += [[model, r["text"], round(r["match"], 3), round(r["itc"], 3), r["rank"],
@@ -113,7 +113,7 @@ def create_compare_tab(engine: Engine, key: gr.State):
         _, record = export_of(k)
         html = erasure_report(entry["outcome"], entry["views"], entry["comparison"],
                               entry["model_id"] or engine.default_model, flavour=kind,
-                              record=record)
+                              record=record, audit=entry.get("audit"))
         path = os.path.join(engine.files, f"erasure-report-{kind}-{k[:8]}.html")
         Path(path).write_text(html, encoding="utf-8")
         return path

@@ -36,6 +36,15 @@ def _status(out: forget_request.Outcome) -> str:
             f"around them, **Compare** for Retrain.")
 
 
+def _history(out: forget_request.Outcome) -> str:
+    if len(out.history) <= 1:
+        return ""
+    steps = ", ".join(f"{i}) {len(ids)} pair(s)" for i, ids in enumerate(out.history, 1))
+    return (f"\n\n**Requests so far** (each on top of the one before): {steps}; "
+            f"{len(out.forgotten_ids)} pairs forgotten in all. Retrain (Compare) leaves out "
+            f"all of them.")
+
+
 def create_forget_tab(engine: Engine, key: gr.State):
     with gr.Row():
         scenario = gr.Radio(["privacy", "copyright"], value="privacy", label="Training data",
@@ -69,6 +78,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
             with gr.Row():
                 score_btn = gr.Button("Score the uploaded pair", elem_id="score")
                 run = gr.Button("Forget", variant="primary", elem_id="forget")
+                more = gr.Button("Forget more (on top of this result)", elem_id="forget-more")
             teach = gr.Button("Teach it first, then forget", visible=False, elem_id="teach")
     status = gr.Markdown(elem_id="forget-status")
     anchors_img = gr.Gallery(label="R_1: anchor images from MVI", columns=8, height=180,
@@ -119,8 +129,19 @@ def create_forget_tab(engine: Engine, key: gr.State):
         return pairs
 
     def _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, teach_first,
-             progress):
+             progress, more=False):
         progress(0, desc="preparing")
+        previous = None
+        if more:
+            if old_key is None:
+                raise InputError("Nothing to continue from yet: make a first request with "
+                                 "Forget.")
+            entry = engine.store.get(old_key)
+            previous = entry["outcome"]
+            if previous.scenario != name or (entry["model_id"] or "embedded") != \
+                    (model or "embedded"):
+                raise InputError(f"The current result is for {previous.scenario} with "
+                                 f"{entry['model_id']}: switch back to continue from it.")
         pairs = _pairs(name, model, ids, path, txt)
         settings = ({"max_steps": int(n_steps), "n_images": int(n_r), "n_texts": int(n_r)}
                     if meth == "ours" else {})
@@ -129,24 +150,32 @@ def create_forget_tab(engine: Engine, key: gr.State):
         if meth == "ours":
             extras["captioner"], extras["painter"] = engine.generators()
         try:
-            out = forget_request.forget(bb, engine.scenarios[name], name, pairs, meth, settings,
-                                        teach_first=teach_first, seed=int(sd or 0), **extras)
+            if previous is not None:
+                out = forget_request.forget_more(previous, pairs, meth, settings,
+                                                 teach_first=teach_first, seed=int(sd or 0),
+                                                 **extras)
+            else:
+                out = forget_request.forget(bb, engine.scenarios[name], name, pairs, meth,
+                                            settings, teach_first=teach_first,
+                                            seed=int(sd or 0), **extras)
         except forget_request.NotLearnedError as err:
             scenario = forget_request.with_pairs(engine.scenarios[name], err.pairs)
-            before = forget_request.evidence(bb, scenario, err.pairs)
+            base = previous.unlearned if previous is not None else bb
+            before = forget_request.evidence(base, scenario, err.pairs)
             msg = (f"**Nothing to forget yet.** {err} Right now the model gives this pair a "
                    f"match of {before.mean('match'):.3f} and a membership probability of "
                    f"{before.mean('member'):.3f}.")
             return (old_key, msg, gr.update(visible=True), None, "", None)
         engine.store.drop(old_key)  # one result per visitor: free the previous model
         new_key = engine.store.put({"outcome": out, "model_id": model, "views": None,
-                                    "comparison": None})
+                                    "comparison": None, "audit": None})
         imgs = [(im, a.texts[0]) for a in out.anchors[:12] for im in a.images]
         txt_md = ("**R_2: anchor texts from MVI**\n\n" + "\n".join(
             f"- *{a.text}* → " + " | ".join(a.texts) for a in out.anchors[:12])
                   if out.anchors else f"`{meth}` uses no anchors (only ours builds R_1/R_2).")
         df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
-        return (new_key, _status(out), gr.update(visible=False), imgs, txt_md, df)
+        return (new_key, _status(out) + _history(out), gr.update(visible=False), imgs, txt_md,
+                df)
 
     @gpu
     @user_errors
@@ -162,6 +191,13 @@ def create_forget_tab(engine: Engine, key: gr.State):
         return _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, True,
                     progress)
 
+    @gpu
+    @user_errors
+    def forget_more(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key,
+                    progress=gr.Progress(track_tqdm=True)):
+        return _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, False,
+                    progress, more=True)
+
     inputs = [scenario, model_id, method, chosen, upload, text, seed, steps, n_anchor, key]
     outputs = [key, status, teach, anchors_img, anchors_txt, table]
     scenario.change(show_gallery, scenario, [gallery, chosen], api_name="gallery")
@@ -173,6 +209,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
     score_btn.click(score, [upload, text, scenario, model_id], status, api_name="score",
                     concurrency_id="model")
     run.click(forget, inputs, outputs, api_name="forget", concurrency_id="model")
+    more.click(forget_more, inputs, outputs, api_name="forget_more", concurrency_id="model")
     teach.click(teach_then_forget, inputs, outputs, api_name="teach_then_forget",
                 concurrency_id="model")
     return show_gallery, scenario, [gallery, chosen]

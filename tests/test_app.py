@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 API_NAMES = {"/gallery", "/upload", "/score", "/forget", "/teach_then_forget", "/inspect",
-             "/compare", "/report", "/download", "/push"}
+             "/compare", "/report", "/download", "/push", "/forget_more", "/audit"}
 TEXT = "mira solberg is a baker from oslo."
 
 
@@ -113,10 +113,16 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert [r[0] for r in pairs["data"]] == ["original", "unlearned", "retrained"]
     assert "never saw the uploads" in metrics and "| retrained |" in metrics
 
+    # the audit reuses Compare's Retrain (here: the model before teaching)
+    summary, curves, attacks, cka, tables = client.predict("0,5,20", api_name="/audit")
+    assert all(p["type"] == "plotly" for p in (curves, attacks, cka))
+    assert "benign relearning" in summary and "## Relearning, benign" in tables
+    assert "Relearning, targeted: skipped (D_f is one pair)" in tables
+
     report = Path(client.predict("internal", api_name="/report"))
     html = report.read_text()
     assert report.suffix == ".html" and TEXT in html and "Comparison with Retrain" in html
-    assert "Weights SHA-256" in html
+    assert "Weights SHA-256" in html and "Audit: does the forgetting hold?" in html
 
     # take the model home: a zip with the model and its card, never the forgotten pair
     import zipfile
@@ -135,6 +141,15 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     with pytest.raises(Exception, match="could not push") as err:
         client.predict("someone/cleaned", "hf_do_not_echo", True, api_name="/push")
     assert "hf_do_not_echo" not in str(err.value)
+
+    # a second request on top of this result
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_scenario
+
+    pid = load_scenario(default_world(), "privacy").train[0].pair_id
+    status, *_ = _forget(client, None, "", ids=[pid], api="/forget_more", method="ga")
+    assert "Forgot 1 pair(s) with `ga`" in status and "2) 1 pair(s)" in status
+    assert "2 pairs forgotten in all" in status
 
 
 def test_sessions_are_isolated(app_url, face):

@@ -193,10 +193,11 @@ def test_requests_one_after_another(models, privacy, monkeypatch):
     req = seen[-1]
     assert req.original is first.unlearned
     assert not ({p.pair_id for p in req.retain} & set(ids)), "earlier pairs were retained"
-    assert second.history == [[p.pair_id for p in first_pairs],
-                              [p.pair_id for p in second_pairs]]
+    assert second.history == [first_pairs, second_pairs]
     assert set(second.forgotten_ids) == set(ids) | {p.pair_id for p in second_pairs}
     assert second.shipped is models["original"] and second.method == "ga"
+    everything = second.all_data()
+    assert set(everything.split(second.forgotten_ids)[0]) == set(first_pairs + second_pairs)
     with pytest.raises(InputError, match="earlier request"):
         forget_more(second, first_pairs[:1])
     # Retrain for the sequence: on the data without every pair forgotten so far

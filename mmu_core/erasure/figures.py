@@ -107,3 +107,62 @@ def overlay(image: Image.Image, cam: np.ndarray, size: int = 224,
     colour = colormaps["jet"](np.asarray(heat) / 255.0)[..., :3]
     mixed = (1 - strength) * np.asarray(base) / 255.0 + strength * colour
     return Image.fromarray(np.uint8(255 * mixed.clip(0, 1)))
+
+
+MODEL_COLOURS = {"unlearned": "#1f77b4", "retrain": "#2ca02c", "original": "#7f7f7f"}
+
+
+def recovery_curves(audit: dict) -> go.Figure:
+    """R@D_f and MI of the unlearned model and Retrain after k relearning steps (benign:
+    D_r only; targeted: part of D_f), from `erasure.audit`."""
+    modes = [m for m in ("benign", "targeted") if m in audit["relearn"]]
+    fig = make_subplots(2, len(modes), shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[f"{m}: {k}" for k in ("R@D_f", "MI") for m in modes])
+    for col, mode in enumerate(modes, start=1):
+        for row, key in enumerate(("R@D_f", "MI"), start=1):
+            for name, curve in audit["relearn"][mode].items():
+                fig.add_trace(go.Scatter(
+                    x=[c["step"] for c in curve], y=[c[key] for c in curve], name=name,
+                    mode="lines+markers", line_color=MODEL_COLOURS[name],
+                    showlegend=row == 1 and col == 1), row, col)
+    fig.update_xaxes(title_text="relearning steps", row=2)
+    fig.update_layout(height=520, margin=dict(t=50),
+                      title="Does it come back? Relearning, unlearned vs Retrain")
+    return fig
+
+
+def attack_bars(audit: dict) -> go.Figure:
+    """Per forgetting pair: its percentile among never-trained pairs under the calibrated
+    loss attack (50 = looks unseen), for original, unlearned and Retrain."""
+    pairs = audit["per_pair"]["pairs"]
+    fig = go.Figure([go.Bar(name=f"{m} (AUC {audit['per_pair'][m]['calibrated']['auc']:.2f})",
+                            x=pairs, y=audit["per_pair"][m]["calibrated"]["per_pair"],
+                            marker_color=MODEL_COLOURS[m])
+                     for m in ("original", "unlearned", "retrain")])
+    fig.add_hline(y=50, line_dash="dot", annotation_text="looks unseen")
+    fig.update_layout(barmode="group", height=360, yaxis_title="percentile among unseen pairs",
+                      yaxis_range=[0, 100],
+                      title="Per-pair membership (loss relative to the pretrained model)")
+    return fig
+
+
+def cka_bars(audit: dict) -> go.Figure:
+    """Linear CKA per layer of the unlearned model against Retrain and against the
+    original, on D_f and on D_r."""
+    sets = list(audit["cka"])
+    fig = make_subplots(1, len(sets), shared_yaxes=True, subplot_titles=[f"on {s}" for s in sets])
+    for col, s in enumerate(sets, start=1):
+        for key, colour in (("unlearned_vs_retrain", MODEL_COLOURS["retrain"]),
+                            ("unlearned_vs_original", MODEL_COLOURS["original"])):
+            layers = list(audit["cka"][s][key])
+            fig.add_trace(go.Bar(name=key.replace("_", " "), x=layers,
+                                 y=list(audit["cka"][s][key].values()), marker_color=colour,
+                                 showlegend=col == 1), 1, col)
+    fig.update_yaxes(range=[0, 1.05], title_text="linear CKA", col=1)
+    fig.update_layout(barmode="group", height=380, title="Representations, layer by layer")
+    return fig
+
+
+def audit_figures(audit: dict) -> list[tuple[str, go.Figure]]:
+    return [("Relearning", recovery_curves(audit)), ("Per-pair attacks", attack_bars(audit)),
+            ("Representations (CKA)", cka_bars(audit))]

@@ -153,12 +153,21 @@ class Outcome:
     anchors: list = field(default_factory=list)  # mvi.Anchors (ours only)
     mvi: object = None
     seconds: dict = field(default_factory=dict)
-    # pair ids of every request so far, oldest first (this one last); `shipped` saw them all
+    # the pairs of every request so far, oldest first (this one last); `shipped` saw them all
     history: list = field(default_factory=list)
 
     @property
+    def forgotten(self) -> list[Pair]:
+        return [p for request in self.history for p in request]
+
+    @property
     def forgotten_ids(self) -> list[str]:
-        return [i for request in self.history for i in request]
+        return [p.pair_id for p in self.forgotten]
+
+    def all_data(self) -> Scenario:
+        """The scenario with every pair forgotten so far back in its training data (what
+        `shipped` was trained on): D_f = `forgotten`."""
+        return with_pairs(self.scenario_data, self.forgotten)
 
 
 def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pair],
@@ -191,7 +200,7 @@ def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pai
     seconds["total"] = round(seconds["teach"] + time.perf_counter() - t0, 2)
     return Outcome(scenario_name, method, dict(settings or {}), list(pairs), bool(new), base,
                    model, original, data, before, after, info, request.artifacts.get("anchors", []),
-                   request.artifacts.get("mvi"), seconds, [[p.pair_id for p in pairs]])
+                   request.artifacts.get("mvi"), seconds, [list(pairs)])
 
 
 def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,

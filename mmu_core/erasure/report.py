@@ -57,8 +57,8 @@ def evidence_header() -> list[str]:
 
 def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
                    model_id: str = "embedded", flavour: str = "internal",
-                   record: dict | None = None) -> str:
-    """The HTML erasure report. `internal`: everything, the forgotten pairs included (for
+                   record: dict | None = None, audit: dict | None = None) -> str:
+    """The HTML erasure report (with the audit of `erasure.audit` when there is one). `internal`: everything, the forgotten pairs included (for
     the requester's own records); `public`: the model card's content only (`record`, from
     erasure.export), nothing that shows what was forgotten."""
     if flavour == "public":
@@ -96,15 +96,27 @@ def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
                          f"<span>{html.escape(' | '.join(a.texts))}</span></div>")
     if comparison:
         parts.append("<h2>Comparison with Retrain</h2>" + comparison_html(comparison))
+    plotly_js = True  # embedded once, with the first figure
+    if audit:
+        from mmu_core.erasure.audit import audit_markdown
+        from mmu_core.erasure.figures import audit_figures
+
+        parts.append("<h2>Audit: does the forgetting hold?</h2>")
+        for title, fig in audit_figures(audit):
+            parts.append(f"<h3>{title}</h3>" + fig.to_html(full_html=False,
+                                                           include_plotlyjs=plotly_js))
+            plotly_js = False
+        parts.append(f"<pre>{html.escape(audit_markdown(audit))}</pre>")
     if views is not None:
         figs = [("Matching scores", views.matrix)] + [
             (f"Semantic space ({m})", f) for m, f in views.maps.items()] + [
             ("Per-word matching-score shifts", views.words)]
         if views.probe is not None:
             figs.append(("Modality probe", views.probe))
-        for i, (title, fig) in enumerate(figs):
+        for title, fig in figs:
             parts.append(f"<h2>{title}</h2>" + fig.to_html(full_html=False,
-                                                           include_plotlyjs=i == 0))
+                                                           include_plotlyjs=plotly_js))
+            plotly_js = False
         if views.cams:
             parts.append("<h2>Grad-CAM on the ITM cross-attention (before | after)</h2>")
             for text, b, a in views.cams:
