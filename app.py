@@ -15,7 +15,7 @@ import gradio as gr
 from mmu_core.data.inputs import MAX_UPLOAD_BYTES
 from mmu_ui.audit_tab import create_audit_tab
 from mmu_ui.compare_tab import create_compare_tab
-from mmu_ui.engine import RESULT_TTL_S, Engine
+from mmu_ui.engine import LOADING, RESULT_TTL_S, Engine
 from mmu_ui.forget_tab import create_forget_tab
 from mmu_ui.inspect_tab import create_inspect_tab
 
@@ -24,20 +24,22 @@ def create_demo(engine: Engine | None = None) -> gr.Blocks:
     engine = engine or Engine()
     with gr.Blocks(title="mmu: multimodal machine unlearning") as demo:
         demo.engine = engine
-        gr.Markdown("# mmu: multimodal machine unlearning\nForget image-text pairs in a "
-                    "vision-language model, then check what was erased and what was kept. "
-                    + engine.describe())
+        title = ("# mmu: multimodal machine unlearning\nForget image-text pairs in a "
+                 "vision-language model, then check what was erased and what was kept. ")
+        header = gr.Markdown(title + LOADING)
         # the session holds only a key; the result (an edited model) lives in engine.store
         key = gr.State(None, time_to_live=RESULT_TTL_S, delete_callback=engine.store.drop)
         with gr.Tab("Forget"):
-            show_gallery, scenario, gallery_out = create_forget_tab(engine, key)
+            on_load, scenario, load_out = create_forget_tab(engine, key)
         with gr.Tab("Inspect"):
             create_inspect_tab(engine, key)
         with gr.Tab("Compare & report"):
             create_compare_tab(engine, key)
         with gr.Tab("Audit"):
             create_audit_tab(engine, key)
-        demo.load(show_gallery, scenario, gallery_out, api_name=False)
+        # served before the models are in (mmu_ui.engine); these fill in once they are
+        demo.load(lambda: title + engine.describe(), None, header, api_name=False)
+        demo.load(on_load, scenario, load_out, api_name=False)
     return demo
 
 
@@ -49,6 +51,7 @@ def _warm_up(engine: Engine) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError):
         pass
+    engine.ready.wait()  # the shared model first: requests need it before these
     warm_up_umap()
     engine.generators()
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-from mmu_core.erasure import forget_request
-from mmu_core.erasure.audit import AuditConfig, audit, audit_markdown
-from mmu_core.erasure.figures import attack_bars, cka_bars, recovery_curves
-
 from mmu_ui.engine import Engine, gpu, user_errors
 
 
@@ -33,6 +29,10 @@ def create_audit_tab(engine: Engine, key: gr.State):
     @gpu
     @user_errors
     def run_audit(k, ks, progress=gr.Progress(track_tqdm=True)):
+        from mmu_core.erasure import forget_request
+        from mmu_core.erasure.audit import AuditConfig, audit, audit_markdown
+        from mmu_core.erasure.figures import attack_bars, cka_bars, recovery_curves
+
         entry = engine.store.get(k)
         out = entry["outcome"]
         retrained = entry.get("retrained")

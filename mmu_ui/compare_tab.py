@@ -11,7 +11,6 @@ import gradio as gr
 import pandas as pd
 
 from mmu_core.erasure import export as take_home
-from mmu_core.erasure import forget_request
 from mmu_core.erasure.report import erasure_report
 
 from mmu_ui.engine import Engine, gpu, user_errors
@@ -74,10 +73,11 @@ def create_compare_tab(engine: Engine, key: gr.State):
     @gpu
     @user_errors
     def compare(k, n_epochs, progress=gr.Progress(track_tqdm=True)):
-        entry = engine.store.get(k)
-        out = entry["outcome"]
+        from mmu_core.erasure import forget_request
         from mmu_core.training.recipes import RECIPES
 
+        entry = engine.store.get(k)
+        out = entry["outcome"]
         n_epochs = min(int(n_epochs), RECIPES[out.scenario].epochs)
         progress(0, desc="Retrain")
         retrained, how = forget_request.retrain_reference(out, epochs=n_epochs)

@@ -1,8 +1,14 @@
 """What every visitor shares read-only (models, data, generators) and what each one owns
-(results in a TTL store, reached through the key their `gr.State` holds)."""
+(results in a TTL store, reached through the key their `gr.State` holds).
+
+The page is served before torch is imported: the world, the scenarios and the shipped model
+load in a thread started with the engine, and every request waits for it (`ready`). The
+tabs import the engine's heavy modules inside their handlers for the same reason.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -15,7 +21,6 @@ from mmu_core.data.loaders import DataError, open_image
 from mmu_core.data.scenarios import load_scenario
 from mmu_core.erasure.export import ExportError
 from mmu_core.erasure.sessions import Expired, SessionStore
-from mmu_core.models.backbone import UnknownModelError, load_backbone
 
 MODEL_ID = os.environ.get("MMU_MODEL", "embedded")
 # MVI's frozen generators: embedded unless set, e.g. MMU_CAPTIONER=Salesforce/blip2-opt-2.7b
@@ -26,6 +31,11 @@ PAINTER_ID = os.environ.get("MMU_PAINTER", "embedded")
 GPU_MODELS = ("Salesforce/blip-itm-base-coco", "Salesforce/blip-itm-large-coco")
 RESULT_TTL_S = 30 * 60
 GALLERY_SIZE = 24
+# the registry's names (`mmu_core.unlearn.names()`, a test keeps them equal), known without
+# importing torch
+METHODS = ("ours", "retrain", "finetune", "ga", "badt", "multidelete", "slug", "adv")
+LOADING = ("**Loading the models** (a few seconds): the page works already; a request made "
+           "now starts as soon as they are in.")
 
 try:  # ZeroGPU on Hugging Face Spaces; elsewhere a no-op
     import spaces
@@ -48,10 +58,11 @@ def model_choices() -> list[str]:
 
 def user_errors(fn):
     """Turn the engine's errors about a person's input into a message on the page."""
-    import functools
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
+        from mmu_core.models.backbone import UnknownModelError  # loaded by then
+
         try:
             return fn(*args, **kwargs)
         except (InputError, DataError, UnknownModelError, Expired, ExportError) as err:
@@ -60,27 +71,66 @@ def user_errors(fn):
 
 
 class Engine:
-    def __init__(self, model_id: str = MODEL_ID):
+    def __init__(self, model_id: str = MODEL_ID, background: bool = True):
         self.default_model = model_id
-        self.world = default_world()
-        self.scenarios = {n: load_scenario(self.world, n) for n in ("privacy", "copyright")}
         self.store = SessionStore(ttl_s=RESULT_TTL_S, max_items=6)
         self.files = tempfile.mkdtemp(prefix="mmu-app-")  # the only folder the app serves
         self._models: dict[tuple[str, str], object] = {}
         self._generators = None
-        self._lock = threading.Lock()
-        self.model("privacy")  # fail at start, not on the first request, if it is missing
+        self._lock = threading.RLock()
+        self._scenarios: dict = {}
+        self._error: BaseException | None = None
+        self.ready = threading.Event()
+        if background:
+            threading.Thread(target=self._load, daemon=True, name="mmu-load").start()
+        else:
+            self._load()
+            self.wait()
+
+    def _load(self) -> None:
+        try:
+            self._world = default_world()
+            self._scenarios = {n: load_scenario(self._world, n)
+                               for n in ("privacy", "copyright")}
+            self._model("privacy")  # a missing model fails here, and every request says so
+        except BaseException as err:  # noqa: BLE001 - handed to every request
+            self._error = err
+        finally:
+            self.ready.set()
+
+    def wait(self) -> None:
+        """Block until the shared data and model are loaded; raise what loading raised."""
+        self.ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def scenarios(self) -> dict:
+        self.wait()
+        return self._scenarios
+
+    @property
+    def world(self):
+        self.wait()
+        return self._world
 
     def device(self) -> str:
         return "cuda" if has_gpu() else "cpu"
 
     def model(self, scenario: str, model_id: str | None = None):
         """The shared, never-edited model for a scenario ("embedded" picks the scenario's
-        own embedded model)."""
+        own embedded model). Waits for the loading thread: importing the same libraries
+        from two threads at once can meet a half-initialised module."""
+        self.wait()
+        return self._model(scenario, model_id)
+
+    def _model(self, scenario: str, model_id: str | None = None):
         model_id = (model_id or self.default_model).strip()
-        if scenario not in self.scenarios:
+        if scenario not in ("privacy", "copyright"):
             raise InputError(f"Unknown scenario {scenario!r}.")
         name = f"embedded:{scenario}" if model_id == "embedded" else model_id
+        from mmu_core.models.backbone import load_backbone
+
         with self._lock:
             if (name, scenario) not in self._models:
                 if len(self._models) >= 4:  # bounded: drop the oldest
@@ -89,6 +139,7 @@ class Engine:
             return self._models[(name, scenario)]
 
     def generators(self):
+        self.wait()  # see `model`
         from mmu_core.models.generators import load_captioner, load_painter
 
         with self._lock:
@@ -110,6 +161,10 @@ class Engine:
         return name
 
     def describe(self) -> str:
+        try:
+            self.wait()
+        except Exception as err:  # noqa: BLE001 - the page says it instead of a blank header
+            return f"**The models could not be loaded**: {err}"
         where = "a GPU" if has_gpu() else "the CPU"
         return (f"Running **{self.default_model}** on {where}. The embedded default is a small "
                 f"BLIP (`BlipForImageTextRetrieval`, one per scenario) "

@@ -3,16 +3,18 @@ anchors and the per-pair evidence before and after."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gradio as gr
 import pandas as pd
 
-from mmu_core import unlearn
 from mmu_core.data.inputs import InputError, read_user_image
-from mmu_core.erasure import forget_request
 from mmu_core.erasure.report import evidence_header, evidence_rows
-from mmu_core.metrics.scoring import score_pair
 
-from mmu_ui.engine import Engine, gpu, model_choices, user_errors
+from mmu_ui.engine import METHODS, Engine, gpu, model_choices, user_errors
+
+if TYPE_CHECKING:
+    from mmu_core.erasure import forget_request
 
 
 def _choice(p) -> tuple[str, str]:
@@ -49,15 +51,14 @@ def create_forget_tab(engine: Engine, key: gr.State):
     with gr.Row():
         scenario = gr.Radio(["privacy", "copyright"], value="privacy", label="Training data",
                             info="privacy: fictitious people's profiles; copyright: scenes")
-        model_id = gr.Dropdown(model_choices(), value="embedded", allow_custom_value=True,
+        model_id = gr.Dropdown(["embedded"], value="embedded", allow_custom_value=True,
                                label="Model", info="embedded runs on the CPU")
-        method = gr.Dropdown(unlearn.names(), value="ours", label="Method",
+        method = gr.Dropdown(list(METHODS), value="ours", label="Method",
                              info="ours = MVI anchors + contrastive semantic editing")
     gallery = gr.Gallery(label="Training pairs (click to add to the forget set)", columns=8,
                          height=250, allow_preview=False)
     # custom values allowed: any training pair id can be named, not only the gallery's
-    chosen = gr.Dropdown([_choice(p) for p in engine.gallery("privacy")], value=[],
-                         multiselect=True, allow_custom_value=True,
+    chosen = gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True,
                          label="Forget set: training pairs")
     with gr.Row():
         with gr.Column():
@@ -104,8 +105,13 @@ def create_forget_tab(engine: Engine, key: gr.State):
         read_user_image(path)
         return path
 
+    def on_load(name):  # once the engine is ready: the gallery, and GPU models if any
+        return (*show_gallery(name), gr.update(choices=model_choices()))
+
     @user_errors
     def score(path, txt, name, model):
+        from mmu_core.metrics.scoring import score_pair
+
         s = score_pair(engine.model(name, model), path, txt)
         note = (f" {s['unknown_words']} word(s) are unknown to this model's vocabulary."
                 if s["unknown_words"] else "")
@@ -113,6 +119,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
                 f"ITC cosine similarity: {s['itc_cosine']:.3f}.{note}")
 
     def _pairs(name, model, ids, path, txt):
+        from mmu_core.erasure import forget_request
+
         sc = engine.scenarios[name]
         by_id = {p.pair_id: p for p in sc.train}
         unknown = [i for i in ids or [] if i not in by_id]
@@ -130,6 +138,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
 
     def _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, teach_first,
              progress, more=False):
+        from mmu_core.erasure import forget_request
+
         progress(0, desc="preparing")
         previous = None
         if more:
@@ -212,4 +222,4 @@ def create_forget_tab(engine: Engine, key: gr.State):
     more.click(forget_more, inputs, outputs, api_name="forget_more", concurrency_id="model")
     teach.click(teach_then_forget, inputs, outputs, api_name="teach_then_forget",
                 concurrency_id="model")
-    return show_gallery, scenario, [gallery, chosen]
+    return on_load, scenario, [gallery, chosen, model_id]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from mmu_core.erasure.inspection import build_views
-
 from mmu_ui.engine import Engine, gpu, user_errors
 
 
@@ -30,6 +28,8 @@ def create_inspect_tab(engine: Engine, key: gr.State):
     @gpu
     @user_errors
     def inspect(k, progress=gr.Progress(track_tqdm=True)):
+        from mmu_core.erasure.inspection import build_views
+
         entry = engine.store.get(k)
         progress(0.1, desc="computing views")
         gens = engine.generators() if entry["outcome"].mvi is not None else (None, None)

@@ -221,3 +221,40 @@ def test_files_outside_the_apps_folders_are_not_served(app_url, path):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url, timeout=10)
     assert err.value.code in (403, 404)
+
+
+def test_the_page_is_built_without_torch():
+    """The page's cost before it is served: gradio, not the models (they load behind it)."""
+    import subprocess
+
+    code = ("import sys, app\nfrom mmu_ui import engine\n"
+            "engine.Engine._load = lambda self: self.ready.set()\n"
+            "app.create_demo()\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_the_page_is_served_while_the_models_load(monkeypatch):
+    import threading
+
+    import app
+    from mmu_ui import engine as E
+
+    release, real = threading.Event(), E.Engine._load
+    monkeypatch.setattr(E.Engine, "_load", lambda self: (release.wait(120), real(self)))
+    demo = app.create_demo()
+    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        with urllib.request.urlopen(demo.local_url, timeout=30) as page:
+            assert page.status == 200
+        assert not demo.engine.ready.is_set()
+        client = _client(demo.local_url)
+        job = client.submit("copyright", api_name="/gallery")  # waits for the models
+        release.set()
+        items, choices = job.result(timeout=300)
+        assert items and choices["choices"]
+    finally:
+        release.set()
+        demo.warm_up.join(timeout=600)
+        demo.close()

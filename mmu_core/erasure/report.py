@@ -9,10 +9,13 @@ import html
 import io
 import json
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from mmu_core.data.loaders import open_image
-from mmu_core.erasure.forget_request import Outcome
 from mmu_core.metrics.provenance import provenance
+
+if TYPE_CHECKING:  # the app builds its pages before torch is imported
+    from mmu_core.erasure.forget_request import Outcome
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;
