@@ -255,6 +255,33 @@ def _cmd_bench_app(a) -> None:
     print(text)
 
 
+def _write_json(result: dict, out) -> None:
+    text = json.dumps(result, indent=1)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+
+
+def _cmd_bench_audit(a) -> None:
+    from mmu_core.bench.audit import audit_benchmark
+
+    r = audit_benchmark(method=a.method, scenario=a.scenario, size=a.size, seed=a.seed,
+                        retrain=a.retrain, data=a.data,
+                        relearn_steps=[int(k) for k in a.relearn_steps.split(",")])
+    _write_json(r, a.out)
+    print(json.dumps({k: v for k, v in r.items() if k not in ("audit", "provenance")},
+                     indent=1))
+
+
+def _cmd_bench_sequence(a) -> None:
+    from mmu_core.bench.audit import sequence_benchmark
+
+    r = sequence_benchmark(method=a.method, scenario=a.scenario, requests=a.requests,
+                           size=a.size, seed=a.seed, retrain=a.retrain, data=a.data)
+    _write_json(r, a.out)
+    print(json.dumps({k: v for k, v in r.items() if k != "provenance"}, indent=1))
+
+
 def _cmd_bench_tune(a) -> None:
     from mmu_core.bench.tuning import tune
 
@@ -445,6 +472,30 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--method", default="ours")
     ba.add_argument("--out", default=None)
     ba.set_defaults(func=_cmd_bench_app)
+
+    bau = bsub.add_parser("audit", help="one forget request, then the audit (relearning, "
+                          "quantisation, per-pair attacks, CKA), timed")
+    bau.add_argument("--method", default="ours")
+    bau.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    bau.add_argument("--size", type=int, default=5)
+    bau.add_argument("--seed", type=int, default=0)
+    bau.add_argument("--retrain", default=None, help="a Retrain folder for this forget list "
+                     "(else trained here, minutes, not counted)")
+    bau.add_argument("--relearn-steps", default="0,5,20")
+    bau.add_argument("--data", default=None)
+    bau.add_argument("--out", default=None)
+    bau.set_defaults(func=_cmd_bench_audit)
+    bsq = bsub.add_parser("sequence", help="forget requests one after another, timed; with "
+                          "--retrain, deltas to a Retrain on the union after each")
+    bsq.add_argument("--method", default="ours")
+    bsq.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    bsq.add_argument("--requests", type=int, default=5)
+    bsq.add_argument("--size", type=int, default=5)
+    bsq.add_argument("--seed", type=int, default=0)
+    bsq.add_argument("--retrain", action="store_true")
+    bsq.add_argument("--data", default=None)
+    bsq.add_argument("--out", default=None)
+    bsq.set_defaults(func=_cmd_bench_sequence)
 
     tb = sub.add_parser("table", help="Markdown table of evaluation results")
     tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")

@@ -192,6 +192,7 @@ def test_requests_one_after_another(models, privacy, monkeypatch):
     second = forget_more(first, second_pairs, settings={"steps": 2})
     req = seen[-1]
     assert req.original is first.unlearned
+    assert req.extras["mvi_pairs"] is first.mvi_pairs  # one MVI fit for the whole sequence
     assert not ({p.pair_id for p in req.retain} & set(ids)), "earlier pairs were retained"
     assert second.history == [first_pairs, second_pairs]
     assert set(second.forgotten_ids) == set(ids) | {p.pair_id for p in second_pairs}

@@ -55,3 +55,10 @@ def test_user_errors_become_messages_on_the_page():
 
     with pytest.raises(ZeroDivisionError):
         bug()
+
+
+def test_the_pages_method_list_is_the_registry():
+    from mmu_core.unlearn import names
+    from mmu_ui.engine import METHODS
+
+    assert sorted(METHODS) == sorted(names())

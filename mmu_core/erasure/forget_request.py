@@ -155,6 +155,7 @@ class Outcome:
     seconds: dict = field(default_factory=dict)
     # the pairs of every request so far, oldest first (this one last); `shipped` saw them all
     history: list = field(default_factory=list)
+    mvi_pairs: list = field(default_factory=list)  # what MVI was fitted on (kept in a sequence)
 
     @property
     def forgotten(self) -> list[Pair]:
@@ -192,15 +193,16 @@ def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pai
     seconds["teach"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     before = evidence(base, data, pairs, seed)
+    extras.setdefault("mvi_pairs", sc.train)  # what the shipped model was trained on
     request = Request.build(base, data, [p.pair_id for p in pairs], scenario_name, seed,
-                            mvi_pairs=sc.train, **extras)
+                            **extras)
     model, info = unlearn.run(method, request, **(settings or {}))
     after = evidence(model, data, pairs, seed)
     seconds["method"] = info["seconds"]
     seconds["total"] = round(seconds["teach"] + time.perf_counter() - t0, 2)
     return Outcome(scenario_name, method, dict(settings or {}), list(pairs), bool(new), base,
                    model, original, data, before, after, info, request.artifacts.get("anchors", []),
-                   request.artifacts.get("mvi"), seconds, [list(pairs)])
+                   request.artifacts.get("mvi"), seconds, [list(pairs)], extras["mvi_pairs"])
 
 
 def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
@@ -214,6 +216,7 @@ def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
     if again:
         raise InputError(f"{len(again)} pair(s) were forgotten by an earlier request already, "
                          f"e.g. {again[:2]}")
+    extras.setdefault("mvi_pairs", previous.mvi_pairs)  # the same MVI fit, not a new one
     out = forget(previous.unlearned, without(previous.scenario_data, done), previous.scenario,
                  pairs, method or previous.method, settings, teach_first, seed, **extras)
     return dataclasses.replace(out, shipped=previous.shipped,
