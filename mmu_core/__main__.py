@@ -219,6 +219,14 @@ def _cmd_audit(a) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "audit.json").write_text(json.dumps(result, indent=1))
     (out / "audit.md").write_text(audit_markdown(result))
+    if record.is_file() and not a.forget:  # the forget result's own audit: into its card
+        from mmu_core.erasure.audit import public_summary
+        from mmu_core.erasure.export import write_card
+
+        internal = json.loads(record.read_text())
+        internal["audits"] = public_summary(result)
+        record.write_text(json.dumps(internal, indent=1))
+        write_card(a.model, internal)
     gap = result["relearn"]["gap"]["benign"][-1]
     print(f"audit in {result['seconds']} s; after {gap['step']} benign relearning steps "
           f"R@D_f is {gap['R@D_f']:+.1f} points from Retrain's; audit.json and audit.md in "
@@ -282,6 +290,20 @@ def _cmd_bench_sequence(a) -> None:
     print(json.dumps({k: v for k, v in r.items() if k != "provenance"}, indent=1))
 
 
+def _cmd_bench_device(a) -> None:
+    from mmu_core.bench.device_check import QUICK, device_check
+
+    try:
+        r = device_check(a.device, methods=tuple(a.method or QUICK))
+    except ValueError as err:  # no such device here
+        raise SystemExit(f"error: {err}") from None
+    _write_json(r, a.out)
+    print(f"{r['name']}: " + ("every step ran" if r["all_ok"] else "FAILED: " + ", ".join(
+        s["step"] for s in r["steps"] if not s["ok"])))
+    if not r["all_ok"]:
+        raise SystemExit(1)
+
+
 def _cmd_bench_tune(a) -> None:
     from mmu_core.bench.tuning import tune
 
@@ -293,7 +315,10 @@ def _cmd_bench_tune(a) -> None:
 def _cmd_bench_unlearning(a) -> None:
     from mmu_core.bench.unlearning import run_preset
 
-    run_preset(a.preset, a.out, data=a.data, tables_only=a.tables_only)
+    from mmu_core.bench.unlearning import parse_shard
+
+    run_preset(a.preset, a.out, data=a.data, tables_only=a.tables_only,
+               shard=parse_shard(a.shard))
     print((Path(a.out) / "tables.md").read_text())
 
 
@@ -465,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "cells.csv, summary.json")
     bu.add_argument("--tables-only", action="store_true",
                     help="compute nothing: tables from the cells already there")
+    bu.add_argument("--shard", default=None, metavar="I/N", help="compute only shard I of N "
+                    "(0-based) of the cells; run one per GPU or machine on a shared --out, "
+                    "then --tables-only merges")
     bu.set_defaults(func=_cmd_bench_unlearning)
     ba = bsub.add_parser("app", help="the app: start to first interactive page, and forget "
                          "requests of one pair end to end through its API")
@@ -496,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
     bsq.add_argument("--data", default=None)
     bsq.add_argument("--out", default=None)
     bsq.set_defaults(func=_cmd_bench_sequence)
+
+    bdv = bsub.add_parser("device", help="every method, an MVI fit with anchors, an audit and "
+                          "an app request on one device, with time and peak memory per step")
+    bdv.add_argument("--device", default="cuda", help="cuda (default), cuda:1, cpu")
+    bdv.add_argument("--method", action="append", help="only these methods (repeatable)")
+    bdv.add_argument("--out", default=None)
+    bdv.set_defaults(func=_cmd_bench_device)
 
     tb = sub.add_parser("table", help="Markdown table of evaluation results")
     tb.add_argument("results", nargs="+", help="NAME=FILE (evaluate outputs)")

@@ -95,16 +95,17 @@ def create_compare_tab(engine: Engine, key: gr.State):
         return df, md
 
     def export_of(k):
-        """The visitor's result exported once (again after a comparison adds metrics)."""
+        """The visitor's result exported once (again after a comparison or audit adds to it)."""
         entry = engine.store.get(k)
-        has_cmp = entry.get("comparison") is not None
-        if entry.get("export") is None or entry["export"][2] != has_cmp:
+        # exported again when a comparison or an audit has been added since
+        has = (entry.get("comparison") is not None, entry.get("audit") is not None)
+        if entry.get("export") is None or entry["export"][2] != has:
             folder = os.path.join(engine.files, f"unlearned-model-{k[:8]}")
             record, internal = take_home.export_outcome(
                 entry["outcome"], folder, entry["model_id"] or engine.default_model,
-                entry.get("comparison"), salt=entry.get("salt"))
+                entry.get("comparison"), salt=entry.get("salt"), audit=entry.get("audit"))
             entry["salt"] = internal["request"]["salt"]  # stays on the server, for the report
-            entry["export"] = (folder, record, has_cmp)
+            entry["export"] = (folder, record, has)
         return entry["export"][:2]
 
     @user_errors

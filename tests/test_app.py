@@ -133,6 +133,7 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert "forget_result.json" not in names
     card = zipfile.ZipFile(zipped).read("README.md").decode()
     assert "mira" not in card and "solberg" not in card and "machine-unlearning" in card
+    assert "per_pair_attack_auc" in card  # the audit made before the download
     fingerprint = note.split("`")[1]
     assert fingerprint in card and fingerprint in html
     public = Path(client.predict("public", api_name="/report")).read_text()

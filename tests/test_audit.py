@@ -173,6 +173,11 @@ def test_audit_command_reads_the_forget_result(world, privacy, tmp_path):
     assert res["scenario"] == "privacy" and res["n_forget_pairs"] == len(ids)
     assert res["original"] == "embedded:privacy"
     assert (tmp_path / "audit" / "audit.md").read_text().startswith("# Audit")
+    # the forget result's card now carries the audit's figures, never a forgotten pair
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "relearning_gap_to_retrain" in card and "per_pair_attack_auc" in card
+    assert not any(i in card for i in ids)
+    assert not any(p.text in card for p in sc.split(ids)[0])
 
 
 def test_requests_one_after_another(models, privacy, monkeypatch):

@@ -32,3 +32,43 @@ def test_smoke_preset_writes_every_table_and_resumes(tmp_path):
     before = {c: (out / "cells" / f"{c}.json").stat().st_mtime_ns for c in cells}
     run_preset("smoke", out, log=logs.append)
     assert before == {c: (out / "cells" / f"{c}.json").stat().st_mtime_ns for c in cells}
+
+
+def test_shards_split_the_cells_between_them(tmp_path, monkeypatch):
+    import pytest
+
+    from mmu_core.bench import unlearning as U
+
+    computed = {}
+
+    def fake_cached_cell(out, name, compute):
+        if compute is not None:
+            computed.setdefault(shard, []).append(name)
+        return None
+
+    monkeypatch.setattr(U, "cached_cell", fake_cached_cell)
+    for shard in (None, (0, 2), (1, 2)):
+        U.run_preset("paper", tmp_path / "p", log=lambda *_: None, shard=shard)
+    every = computed[None]
+    assert len(every) == len(set(every)) > 2
+    assert sorted(computed[(0, 2)] + computed[(1, 2)]) == sorted(every)
+    assert not set(computed[(0, 2)]) & set(computed[(1, 2)])
+    assert U.parse_shard("1/4") == (1, 4) and U.parse_shard(None) is None
+    with pytest.raises(ValueError, match="0 <= i < n"):
+        U.parse_shard("4/4")
+
+
+def test_device_check_runs_every_step_and_reports_time_and_memory(monkeypatch):
+    import pytest
+    import torch
+
+    from mmu_core.bench.device_check import device_check
+
+    r = device_check("cpu", methods=("ga",), log=lambda *_: None)
+    assert r["all_ok"], [s for s in r["steps"] if not s["ok"]]
+    assert [s["step"] for s in r["steps"]] == [
+        "unlearn: ga", "MVI fit (20 steps) + anchors", "audit", "app forget request (ours)"]
+    assert all(s["seconds"] > 0 and s["peak_mb"] > 0 for s in r["steps"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA device"):
+        device_check("cuda")

@@ -69,9 +69,26 @@ def cached_cell(out: Path, name: str, compute) -> dict | None:
     return result
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """"i/n" (0 <= i < n) -> (i, n); None for all cells."""
+    if not text:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes i/n, e.g. 0/4 (got {text!r})") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {text}: need 0 <= i < n")
+    return i, n
+
+
 def run_preset(preset_name: str, out: str | Path, data=None, log=print,
-               tables_only: bool = False) -> dict:
-    """Compute the missing cells (none with `tables_only`), then write the tables."""
+               tables_only: bool = False, shard: tuple[int, int] | None = None) -> dict:
+    """Compute the missing cells (none with `tables_only`), then write the tables.
+
+    With `shard=(i, n)` this process computes only every n-th cell of the preset's fixed
+    order, starting at the i-th; the others are read when their files exist. Shards share
+    `out` (or their cell files are copied into one folder) and `tables_only` merges them."""
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
     from mmu_core.metrics.evaluate import evaluate
@@ -82,19 +99,24 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
     from mmu_core.unlearn.request import Request
     from mmu_core.unlearn.tuned import tuned_settings
 
+    import torch
+
     preset = PRESETS[preset_name]
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # one GPU per process
     out = Path(out)
     root = data or default_world()
     cells = {}
     t0 = time.time()
+    order = iter(range(10 ** 9))  # each cell's place in the fixed order, for sharding
 
     def one(scenario, size, seed, method, settings=None, tag=None):
         name = f"{scenario}-{size}-s{seed}-{tag or method}"
+        mine = shard is None or next(order) % shard[1] == shard[0]
 
         def compute():
             sc = load_scenario(root, scenario)
             ids = load_forget_ids(forget_list_path(root, scenario, size, seed))
-            original = load_backbone(f"embedded:{scenario}")
+            original = load_backbone(f"embedded:{scenario}", device)
             kw = {}
             if method == "original":
                 model, info = original, {"method": "original", "seconds": 0.0}
@@ -118,7 +140,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                                                     d_f + d_r[:preset.word_shift_pairs])
             return result
 
-        cell = cached_cell(out, name, None if tables_only else compute)
+        cell = cached_cell(out, name, None if tables_only or not mine else compute)
         if cell is not None:
             cells[name] = cell
             log(f"[{time.time() - t0:7.1f} s] {name}: {cell['unlearning']['seconds']} s")

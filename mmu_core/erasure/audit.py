@@ -220,3 +220,25 @@ def audit_markdown(result: dict) -> str:
                f"{comparisons['original_vs_retrain'][k]:.3f} |" for k in layers]
         md.append("")
     return "\n".join(md)
+
+
+def public_summary(result: dict) -> dict:
+    """What a model card may say of an audit: figures only, never a pair id or text (the
+    per-pair lists and the relearned / measured ids stay in the internal record)."""
+    relearn = {mode: {"steps": [g["step"] for g in gaps],
+                      "gap_R@D_f": [g["R@D_f"] for g in gaps],
+                      "gap_MI": [g["MI"] for g in gaps]}
+               for mode, gaps in result["relearn"]["gap"].items()}
+    attacks = {m: {name: {"auc": a["auc"], "median_percentile":
+                          round(float(np.median(a["per_pair"])), 1)}
+                   for name, a in result["per_pair"][m].items()}
+               for m in ("original", "unlearned", "retrain")}
+    top = {s: {k: min(v.items(), key=lambda kv: kv[1]) for k, v in comparisons.items()}
+           for s, comparisons in result["cka"].items()}
+    return {"forget_pairs": result["n_forget_pairs"],
+            "relearning_gap_to_retrain": relearn,
+            "int8_quantisation": result["quantisation"],
+            "per_pair_attack_auc": attacks,
+            "cka_lowest_layer": {s: {k: {"layer": layer, "cka": v}
+                                     for k, (layer, v) in d.items()} for s, d in top.items()},
+            "config": result["config"], "seconds": result["seconds"]}

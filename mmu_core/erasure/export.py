@@ -151,10 +151,12 @@ def export(result_dir: str | Path, out: str | Path) -> dict:
 
 
 def export_outcome(outcome, folder: str | Path, model_id: str, comparison: dict | None = None,
-                   salt: str | None = None) -> tuple[dict, dict]:
+                   salt: str | None = None, audit: dict | None = None) -> tuple[dict, dict]:
     """The app's forget request as a clean folder (model + card): (public record, internal
     record). The internal one names the forgotten ids and the salt: keep it for the
     requester, never in the folder."""
+    from mmu_core.erasure.audit import public_summary
+
     folder = Path(folder)
     outcome.unlearned.save_pretrained(folder)
     models = (comparison or {}).get("models", {})
@@ -166,6 +168,7 @@ def export_outcome(outcome, folder: str | Path, model_id: str, comparison: dict 
                 "unlearning": outcome.info,
                 "metrics": {"headline": models.get("unlearned")} if models else None,
                 "retrain_metrics": models.get("retrained"),
+                "audits": public_summary(audit) if audit else None,
                 "provenance": provenance()}
     return write_card(folder, internal), internal
 

@@ -92,8 +92,9 @@ def itc_itm_loss(bb: Backbone, pix, ids, mask, groups: torch.Tensor,
         has_neg = (~pos).any(1)
         w_i2t[~has_neg] = 1.0  # a batch of one group has no negative: fall back to uniform
         w_t2i[~has_neg] = 1.0
-        neg_txt = torch.multinomial(w_i2t, 1, generator=generator).squeeze(1)
-        neg_img = torch.multinomial(w_t2i, 1, generator=generator).squeeze(1)
+        # drawn on the CPU with the caller's CPU generator (same draws on any device)
+        neg_txt = torch.multinomial(w_i2t.cpu(), 1, generator=generator).squeeze(1).to(ids.device)
+        neg_img = torch.multinomial(w_t2i.cpu(), 1, generator=generator).squeeze(1).to(ids.device)
     b = ids.shape[0]
     fused = bb.fuse(torch.cat([img, img, img[neg_img]]),
                     torch.cat([ids, ids[neg_txt], ids]), torch.cat([mask, mask[neg_txt], mask]))
