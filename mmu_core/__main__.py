@@ -256,11 +256,9 @@ def _cmd_verify(a) -> None:
 def _cmd_bench_app(a) -> None:
     from mmu_core.bench.app import app_benchmark
 
-    text = json.dumps(app_benchmark(requests=a.requests, method=a.method), indent=1)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text)
-    print(text)
+    result = app_benchmark(requests=a.requests, method=a.method)
+    _write_json(result, a.out)
+    print(json.dumps(result, indent=1))
 
 
 def _write_json(result: dict, out) -> None:
