@@ -26,10 +26,13 @@ def _cmd_train(a) -> None:
     from mmu_core.data.scenarios import load_forget_ids, load_scenario
     from mmu_core.metrics.provenance import provenance
     from mmu_core.models.backbone import load_backbone
+    from mmu_core.training.distributed import accelerator
     from mmu_core.training.recipes import (RECIPES, pretrain_pairs, scenario_inputs, train,
                                            world_texts)
 
     torch.set_num_threads(a.threads) if a.threads else None
+    # one process per device under `accelerate launch` / torchrun; plain: this machine's GPU
+    acc = accelerator(a.cpu or not torch.cuda.is_available(), a.mixed_precision, a.grad_accum)
     recipe = RECIPES[a.recipe]
     if a.recipe == "pretrain":
         if a.init:
@@ -44,11 +47,16 @@ def _cmd_train(a) -> None:
         sc = load_scenario(a.data, a.recipe)
         ids = sc.check_forget(load_forget_ids(a.exclude)) if a.exclude else set()
         pairs, mix, ve = scenario_inputs(sc, recipe, ids)
-    summary = train(bb, recipe, pairs, a.out, mix=mix, ve=ve, seed=a.seed,
-                    resume=not a.no_resume, epochs=a.epochs)
-    summary["provenance"] = provenance({"command": sys.argv, **vars(a)})
-    Path(a.out, "train_summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"saved {a.out} ({summary['train_seconds_this_run']} s)")
+    summary = train(bb.to(acc.device), recipe, pairs, a.out, mix=mix, ve=ve, seed=a.seed,
+                    resume=not a.no_resume, epochs=a.epochs, mixed_precision=a.mixed_precision,
+                    grad_accum=a.grad_accum, stop_after=a.stop_after)
+    if "stopped_at_epoch" in summary:
+        return
+    if acc.is_main_process:
+        summary["provenance"] = provenance({"command": sys.argv, **vars(a)})
+        Path(a.out, "train_summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"saved {a.out} ({summary['train_seconds_this_run']} s, "
+              f"{acc.num_processes} process(es) on {acc.device})")
 
 
 def _cmd_evaluate(a) -> None:
@@ -76,12 +84,16 @@ def _cmd_train_generators(a) -> None:
     from mmu_core.training.generators import train_captioner, train_painter
     from mmu_core.training.recipes import pretrain_pairs
 
+    from mmu_core.training.distributed import accelerator
+
     pairs = pretrain_pairs(a.data)  # generic corpus only: never task data or forget sets
     texts = [p.text for p in pairs]
     out = Path(a.out)
+    main = accelerator().is_main_process  # under several processes only the main one writes
     if a.which in ("captioner", "both"):
         cap = new_captioner(texts, seed=a.seed)
         summary = train_captioner(cap, pairs, epochs=a.captioner_epochs, seed=a.seed)
+    if a.which in ("captioner", "both") and main:
         save_captioner(cap, out / "blip2-embedded")
         summary["provenance"] = provenance(vars(a))
         (out / "blip2-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
@@ -89,10 +101,11 @@ def _cmd_train_generators(a) -> None:
         painter = new_painter(texts, seed=a.seed)
         summary = train_painter(painter, pairs, vae_epochs=a.vae_epochs,
                                 unet_epochs=a.unet_epochs, seed=a.seed)
+    if a.which in ("painter", "both") and main:
         save_painter(painter, out / "sd-embedded")
         summary["provenance"] = provenance(vars(a))
         (out / "sd-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
-    if a.which in ("classifier", "both"):
+    if a.which in ("classifier", "both") and main:  # a small sklearn-style fit: one process
         from mmu_core.models.image_classifier import train_classifier
 
         clf, summary = train_classifier(pairs, seed=a.seed)
@@ -356,6 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--no-resume", action="store_true")
+    t.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    t.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"],
+                   help="accelerate's mixed precision (GPUs)")
+    t.add_argument("--grad-accum", type=int, default=1,
+                   help="batches per optimiser step (each keeps its own ITC negatives)")
+    t.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                   help="stop after this many epochs of this run, keeping the checkpoint "
+                        "(the same command resumes, on any process count)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a scenario, as JSON")

@@ -16,5 +16,5 @@ log-likelihood of X_2 conditioned on [K'; psi_2(U'_2)] with K' = Q-Former(X_1) (
 chosen in docs/method.md). Anchors swap: R_2 = LM([Q-Former(X_1); psi_2(U'_1)]) and
 R_1 = UNet([CLIP(X_2); psi_1(U'_2)]).
 
-May import: data, models.
+May import: data, models, training.
 """

@@ -19,6 +19,7 @@ from mmu_core.data.loaders import Pair
 from mmu_core.models.building import LOCK
 from mmu_core.mvi.model import (MVI, Features, MVIConfig, elbo_terms, features, negative_elbo,
                                 new_mvi)
+from mmu_core.training.distributed import Stepper, noise_generator, shard_of
 
 
 def fit(captioner, painter, pairs: list[Pair], config: MVIConfig = MVIConfig(),
@@ -29,22 +30,28 @@ def fit(captioner, painter, pairs: list[Pair], config: MVIConfig = MVIConfig(),
     mvi = new_mvi(captioner, painter, config).train()
     opt = torch.optim.AdamW(mvi.parameters(), lr=config.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(config.seed)
-    history = []
-    bar = tqdm(range(config.steps), desc="MVI (ELBO)",
+    history, last = [], {}
+
+    def loss_fn(rows):
+        terms = elbo_terms(mvi, captioner, painter, feats.select(rows), generator=noise)
+        last.update({k: v.detach() for k, v in terms.items()})
+        return {"loss": negative_elbo(terms, config.kl_weight)}
+
+    # through accelerate like every training loop (training/distributed.py): each process
+    # takes its share of the batch the shared generator drew
+    stepper = Stepper({"mvi": mvi}, loss_fn, opt, clip=1.0)
+    noise = noise_generator(gen, stepper.acc, config.seed)
+    bar = tqdm(range(config.steps), desc="MVI (ELBO)", disable=not stepper.acc.is_main_process,
                mininterval=0.1 if sys.stderr.isatty() else 5.0)
-    for step in bar:
-        idx = torch.randint(0, len(feats), (min(config.batch_size, len(feats)),), generator=gen)
-        terms = elbo_terms(mvi, captioner, painter, feats.select(idx), generator=gen)
-        loss = negative_elbo(terms, config.kl_weight)
-        terms = {k: v.detach() for k, v in terms.items()}
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(mvi.parameters(), 1.0)
-        opt.step()
-        if step % 10 == 0 or step == config.steps - 1:
-            history.append({"step": step, "loss": round(float(loss.detach()), 4),
-                            **{k: round(float(v), 4) for k, v in terms.items()}})
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    with stepper:
+        for step in bar:
+            idx = torch.randint(0, len(feats), (min(config.batch_size, len(feats)),),
+                                generator=gen)
+            loss = stepper(idx[shard_of(stepper.acc, len(idx)).rows])["loss"]
+            if step % 10 == 0 or step == config.steps - 1:
+                history.append({"step": step, "loss": round(loss, 4),
+                                **{k: round(float(v), 4) for k, v in last.items()}})
+                bar.set_postfix(loss=f"{loss:.3f}")
     mvi.eval()
     return mvi, {"seconds": round(time.perf_counter() - start, 2), "pairs": len(feats),
                  "config": asdict(config), "history": history}

@@ -21,26 +21,22 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmu_core.data.loaders import Pair, open_image
+from mmu_core.training.distributed import Stepper, noise_generator, shard_of
 
 
-def _bar(total, desc):
-    return tqdm(total=total, desc=desc, mininterval=0.1 if sys.stderr.isatty() else 10.0)
+def _bar(total, desc, acc):
+    return tqdm(total=total, desc=desc, mininterval=0.1 if sys.stderr.isatty() else 10.0,
+                disable=not acc.is_main_process)
+
+
+def _log(log, acc, record: dict) -> None:
+    if acc.is_main_process:
+        log(json.dumps(record))
 
 
 def _schedule(opt, total, warmup=50):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))))
-
-
-def _step(opt, sched, loss, clip_params=None) -> float:
-    """One optimiser step (gradient clipped to norm 1 when `clip_params` is given)."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip_params is not None:
-        torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
-    opt.step()
-    sched.step()
-    return float(loss.detach())
 
 
 def train_captioner(cap, pairs: list[Pair], epochs: int = 6, lr: float = 2e-3,
@@ -52,18 +48,20 @@ def train_captioner(cap, pairs: list[Pair], epochs: int = 6, lr: float = 2e-3,
                      for s in range(0, len(pairs), 256)])
     steps = math.ceil(len(pairs) / batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = _schedule(opt, steps * epochs)
-    bar, history, t0 = _bar(steps * epochs, "captioner"), [], time.time()
+    stepper = Stepper({"captioner": model}, lambda idx: {"lm": cap.lm_loss(
+        cap.knowledge(pix[idx]), [pairs[i].text for i in idx])}, opt,
+        _schedule(opt, steps * epochs), clip=1.0)
+    bar, history, t0 = _bar(steps * epochs, "captioner", stepper.acc), [], time.time()
     for epoch in range(epochs):
         order, total = rng.permutation(len(pairs)), 0.0
         for s in range(steps):
-            idx = order[s * batch_size:(s + 1) * batch_size]
-            loss = cap.lm_loss(cap.knowledge(pix[idx]), [pairs[i].text for i in idx])
-            total += _step(opt, sched, loss, model.parameters())
+            idx = order[s * batch_size:(s + 1) * batch_size]  # every process: its rows
+            total += stepper(idx[shard_of(stepper.acc, len(idx)).rows])["lm"]
             bar.update(1)
         history.append({"epoch": epoch + 1, "lm_loss": total / steps,
                         "elapsed_s": round(time.time() - t0, 1)})
-        log(json.dumps(history[-1]))
+        _log(log, stepper.acc, history[-1])
+    stepper.close()
     bar.close()
     model.eval().requires_grad_(False)
     return {"history": history, "seconds": round(time.time() - t0, 1)}
@@ -85,18 +83,24 @@ def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: 
     vae = pipe.vae.train().requires_grad_(True)
     steps = math.ceil(len(images) / batch_size)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr)
-    sched = _schedule(opt, steps * vae_epochs)
-    bar, hist = _bar(steps * vae_epochs, "vae"), []
+
+    def vae_loss(x):
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample(generator=noise)).sample
+        return {"vae": F.mse_loss(rec, x) + 1e-6 * post.kl().mean()}
+
+    stepper = Stepper({"vae": vae}, vae_loss, opt, _schedule(opt, steps * vae_epochs))
+    noise = noise_generator(gen, stepper.acc, seed)
+    bar, hist = _bar(steps * vae_epochs, "vae", stepper.acc), []
     for epoch in range(vae_epochs):
         order, total = rng.permutation(len(images)), 0.0
         for s in range(steps):
-            x = pix[order[s * batch_size:(s + 1) * batch_size]]
-            post = vae.encode(x).latent_dist
-            rec = vae.decode(post.sample(generator=gen)).sample
-            total += _step(opt, sched, F.mse_loss(rec, x) + 1e-6 * post.kl().mean())
+            idx = order[s * batch_size:(s + 1) * batch_size]
+            total += stepper(pix[idx[shard_of(stepper.acc, len(idx)).rows]])["vae"]
             bar.update(1)
         hist.append({"epoch": epoch + 1, "vae_loss": total / steps})
-        log(json.dumps(hist[-1]))
+        _log(log, stepper.acc, hist[-1])
+    stepper.close()
     bar.close()
     vae.eval().requires_grad_(False)
     out["vae"] = hist
@@ -114,20 +118,27 @@ def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: 
         m.train().requires_grad_(True)
     steps = math.ceil(len(pairs) / batch_size)
     opt = torch.optim.AdamW(params, lr=lr)
-    sched = _schedule(opt, steps * unet_epochs)
-    bar, hist = _bar(steps * unet_epochs, "unet"), []
+
+    def unet_loss(idx, texts):
+        return {"denoise": painter.denoise_loss(
+            lat[[pix_of[pairs[i].image] for i in idx]], painter.knowledge(texts), noise)}
+
+    stepper = Stepper({"unet": pipe.unet, "text_encoder": pipe.text_encoder}, unet_loss, opt,
+                      _schedule(opt, steps * unet_epochs), clip=1.0)
+    noise = noise_generator(gen, stepper.acc, seed)
+    bar, hist = _bar(steps * unet_epochs, "unet", stepper.acc), []
     for epoch in range(unet_epochs):
         order, total = rng.permutation(len(pairs)), 0.0
         for s in range(steps):
             idx = order[s * batch_size:(s + 1) * batch_size]
             texts = ["" if rng.random() < 0.1 else pairs[i].text for i in idx]
-            cond = painter.knowledge(texts)
-            loss = painter.denoise_loss(lat[[pix_of[pairs[i].image] for i in idx]], cond, gen)
-            total += _step(opt, sched, loss, params)
+            rows = shard_of(stepper.acc, len(idx)).rows
+            total += stepper(idx[rows], texts[rows])["denoise"]
             bar.update(1)
         hist.append({"epoch": epoch + 1, "denoise_loss": total / steps,
                      "elapsed_s": round(time.time() - t0, 1)})
-        log(json.dumps(hist[-1]))
+        _log(log, stepper.acc, hist[-1])
+    stepper.close()
     bar.close()
     for m in modules:
         m.eval().requires_grad_(False)

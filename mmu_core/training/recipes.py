@@ -10,6 +10,7 @@ Passing `exclude` (a forget list) trains the same recipe on D_r only: that is Re
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 
 from mmu_core.data.loaders import Pair, VEExample, load_karpathy, open_image
 from mmu_core.models.backbone import Backbone
+from mmu_core.training.distributed import Shard, Stepper, accelerator_for, shard_of
 
 
 @dataclass(frozen=True)
@@ -75,37 +77,65 @@ class TensorCache:
 
 
 def itc_itm_loss(bb: Backbone, pix, ids, mask, groups: torch.Tensor,
-                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+                 generator: torch.Generator, shard: Shard | None = None) -> dict[str, torch.Tensor]:
     """ALBEF's ITC (targets spread over all positives of the same group) and ITM with one
     hard negative text per image and one hard negative image per text, sampled in
-    proportion to their ITC similarity."""
+    proportion to their ITC similarity.
+
+    `ids`, `mask`, `groups` hold the whole batch; `pix` only this process's rows of it
+    (`shard`; all of them in one process). Each loss is this process's share of the batch
+    mean (`distributed.Shard.weight`)."""
+    n = groups.shape[0]
+    shard = shard or Shard(0, 1, n)
+    rows = shard.rows
     img = bb.encode_image(pix)
-    txt = bb.encode_text(ids, mask)
-    sim = bb.itc_logits(bb.image_feat(img), bb.text_feat(txt))
+    img_f = bb.image_feat(img)
+    txt_f = bb.text_feat(bb.encode_text(ids[rows], mask[rows]))
+    img_f_all, txt_f_all = shard.gather(img_f), shard.gather(txt_f)
     pos = groups[:, None] == groups[None, :]
     targets = pos.float() / pos.float().sum(1, keepdim=True)
-    loss_itc = -(F.log_softmax(sim, 1) * targets).sum(1).mean() / 2 \
-        - (F.log_softmax(sim.t(), 1) * targets).sum(1).mean() / 2
-    with torch.no_grad():
+    i2t = bb.itc_logits(img_f, txt_f_all)  # this process's images against every text
+    t2i = bb.itc_logits(img_f_all, txt_f).t()
+    loss_itc = -((F.log_softmax(i2t, 1) * targets[rows]).sum()
+                 + (F.log_softmax(t2i, 1) * targets[rows]).sum()) * shard.weight / 2
+    with torch.no_grad():  # the whole batch's draws, the same in every process
+        sim = bb.itc_logits(img_f_all, txt_f_all)
         w_i2t = F.softmax(sim.float(), 1).masked_fill(pos, 0) + 1e-8 * (~pos)
         w_t2i = F.softmax(sim.t().float(), 1).masked_fill(pos, 0) + 1e-8 * (~pos)
         has_neg = (~pos).any(1)
         w_i2t[~has_neg] = 1.0  # a batch of one group has no negative: fall back to uniform
         w_t2i[~has_neg] = 1.0
         # drawn on the CPU with the caller's CPU generator (same draws on any device)
-        neg_txt = torch.multinomial(w_i2t.cpu(), 1, generator=generator).squeeze(1).to(ids.device)
-        neg_img = torch.multinomial(w_t2i.cpu(), 1, generator=generator).squeeze(1).to(ids.device)
-    b = ids.shape[0]
-    fused = bb.fuse(torch.cat([img, img, img[neg_img]]),
-                    torch.cat([ids, ids[neg_txt], ids]), torch.cat([mask, mask[neg_txt], mask]))
+        neg_txt = torch.multinomial(w_i2t.cpu(), 1, generator=generator).squeeze(1)[rows]
+        neg_img = torch.multinomial(w_t2i.cpu(), 1, generator=generator).squeeze(1)[rows]
+        neg_txt, neg_img = neg_txt.to(ids.device), neg_img.to(ids.device)
+    img_all = shard.gather(img)
+    b = img.shape[0]
+    my_ids, my_mask = ids[rows], mask[rows]
+    fused = bb.fuse(torch.cat([img, img, img_all[neg_img]]),
+                    torch.cat([my_ids, ids[neg_txt], my_ids]),
+                    torch.cat([my_mask, mask[neg_txt], my_mask]))
     labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(ids.device)
-    loss_itm = F.cross_entropy(bb.itm_logits(fused), labels)
+    loss_itm = F.cross_entropy(bb.itm_logits(fused), labels, reduction="sum") \
+        * shard.weight / 3
     return {"itc": loss_itc, "itm": loss_itm}
 
 
-def ve_loss(bb: Backbone, pix, ids, mask, labels) -> torch.Tensor:
+def ve_loss(bb: Backbone, pix, ids, mask, labels, shard: Shard | None = None) -> torch.Tensor:
+    """VE cross-entropy; like `itc_itm_loss`, on this process's rows (pix, ids, mask,
+    labels are those rows), as its share of the batch mean."""
+    shard = shard or Shard(0, 1, labels.shape[0])
     fused = bb.fuse(bb.encode_image(pix), ids, mask)
-    return F.cross_entropy(bb.ve_logits(fused), labels)
+    return F.cross_entropy(bb.ve_logits(fused), labels, reduction="sum") * shard.weight
+
+
+def recipe_losses(bb: Backbone, pix, ids, mask, groups, generator, shard: Shard,
+                  ve=None) -> dict[str, torch.Tensor]:
+    """A recipe step's losses on this process's rows (`ve`: the VE batch's rows and shard)."""
+    losses = itc_itm_loss(bb, pix, ids, mask, groups, generator, shard)
+    if ve is not None:
+        losses["ve"] = ve_loss(bb, *ve)
+    return losses
 
 
 def _tokens(bb: Backbone, texts: list[str]):
@@ -122,17 +152,26 @@ def _trim(ids, mask):
 def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
           mix: list[tuple[list[Pair], int]] = (), ve: list[VEExample] = (), seed: int = 0,
           resume: bool = True, log=print, epochs: int | None = None,
-          keep_checkpoint: bool = False) -> dict:
+          keep_checkpoint: bool = False, mixed_precision: str = "no",
+          grad_accum: int = 1, stop_after: int | None = None) -> dict:
     """Train `bb` in place on `pairs`, adding to every batch `n` random pairs of each
     `(pool, n)` in `mix` and, with a VE recipe, a batch of `ve`. Checkpoints each epoch
-    under out/checkpoint (resumable); saves the final model to `out`."""
+    under out/checkpoint (resumable, on any process count); saves the final model to `out`.
+
+    Runs on the device `bb` is on, in as many processes as it was launched with
+    (`distributed`: each process encodes its share of every batch; only the main process
+    writes). `grad_accum` > 1 makes one optimiser step of that many batches (each batch
+    still its own ITC / hard-negative pool); `mixed_precision` is accelerate's ("bf16" on
+    GPUs that have it). `stop_after` epochs into the run, stop and keep the checkpoint
+    (a time-sliced run: the same command resumes it, on any process count)."""
     out = Path(out)
     ckpt = out / "checkpoint"
     epochs = epochs or recipe.epochs
     if not pairs:
         raise ValueError("no training pairs")
+    acc = accelerator_for(bb, mixed_precision, grad_accum)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # every process draws the same batches
     gen = torch.Generator().manual_seed(seed)
 
     mix = [(list(pool), n) for pool, n in mix if pool and n]
@@ -152,12 +191,13 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
 
     steps_per_epoch = math.ceil(len(pairs) / recipe.batch_size)
     total = steps_per_epoch * epochs
+    opt_steps = math.ceil(total / grad_accum)
     opt = torch.optim.AdamW(bb.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
-    def lr_at(step):  # linear warm-up, cosine decay to 10%
+    def lr_at(step):  # linear warm-up, cosine decay to 10% (in optimiser steps)
         if step < recipe.warmup_steps:
             return (step + 1) / recipe.warmup_steps
-        t = (step - recipe.warmup_steps) / max(1, total - recipe.warmup_steps)
+        t = (step - recipe.warmup_steps) / max(1, opt_steps - recipe.warmup_steps)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
@@ -172,16 +212,24 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
         rng.bit_generator.state = state["rng"]
         gen.set_state(state["gen"])
         start_epoch, history = state["epoch"], state["history"]
-        log(f"resumed from {ckpt} at epoch {start_epoch}")
+        log(f"resumed from {ckpt} at epoch {start_epoch} "
+            f"({acc.num_processes} process(es) now, {state.get('processes', 1)} before)")
 
+    stepper = Stepper({"bb": bb}, functools.partial(recipe_losses, bb), opt, sched, clip=5.0,
+                      mixed_precision=mixed_precision, grad_accum=grad_accum)
     bb.train()
     t0 = time.time()
     # In a log file (no terminal) a bar redraw every few seconds is enough.
     bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc="train", unit="step",
-               mininterval=0.1 if sys.stderr.isatty() else 10.0)
-    ve_order = rng.permutation(len(ve)) if ve else None
-    ve_pos = 0
-    for epoch in range(start_epoch, epochs):
+               mininterval=0.1 if sys.stderr.isatty() else 10.0,
+               disable=not acc.is_main_process)
+    if start_epoch and ve:  # where the VE stream stood (not re-drawn: same as unbroken)
+        ve_order, ve_pos = state["ve_order"], state["ve_pos"]
+    else:
+        ve_order, ve_pos = (rng.permutation(len(ve)) if ve else None), 0
+    last = epochs if stop_after is None else min(epochs, start_epoch + stop_after)
+    encoded = 0  # rows encoded by all processes together: each batch row exactly once
+    for epoch in range(start_epoch, last):
         order = rng.permutation(len(pairs))
         sums = {}
         for s in range(steps_per_epoch):
@@ -194,44 +242,60 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
                 groups = torch.cat([groups, p_groups[nidx]])
                 images += [pool[i].image for i in nidx.tolist()]
             ids, mask = _trim(ids, mask)
-            losses = itc_itm_loss(bb, cache.pix(images), ids.to(bb.device),
-                                  mask.to(bb.device), groups.to(bb.device), gen)
+            shard = shard_of(acc, len(images))
+            ve_batch = None
             if ve and recipe.ve_batch_size:
                 if ve_pos + recipe.ve_batch_size > len(ve):
                     ve_order, ve_pos = rng.permutation(len(ve)), 0
                 vidx = torch.as_tensor(ve_order[ve_pos:ve_pos + recipe.ve_batch_size])
                 ve_pos += recipe.ve_batch_size
                 vi, vm = _trim(v_ids[vidx], v_mask[vidx])
-                losses["ve"] = ve_loss(bb, cache.pix([ve[i].image for i in vidx.tolist()]),
-                                       vi.to(bb.device), vm.to(bb.device),
-                                       v_labels[vidx].to(bb.device))
-            loss = sum(losses.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(bb.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+                v_shard = shard_of(acc, len(vidx))
+                mine = vidx[v_shard.rows]
+                ve_batch = (cache.pix([ve[i].image for i in mine.tolist()]),
+                            vi[v_shard.rows].to(bb.device), vm[v_shard.rows].to(bb.device),
+                            v_labels[mine].to(bb.device), v_shard)
+            shown = stepper(cache.pix(images[shard.rows]), ids.to(bb.device),
+                            mask.to(bb.device), groups.to(bb.device), gen, shard, ve_batch,
+                            counts={"rows": shard.stop - shard.start})
+            encoded += int(shown.pop("rows"))  # rows encoded by all processes together
+            for k, v in shown.items():
+                sums[k] = sums.get(k, 0.0) + v
             bar.update(1)
-            bar.set_postfix({k: f"{float(v.detach()):.3f}" for k, v in losses.items()})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
         record = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()},
                   "elapsed_s": round(time.time() - t0, 1)}
         history.append(record)
-        log(json.dumps(record))
-        bb.save_pretrained(ckpt)
-        torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "rng": rng.bit_generator.state, "gen": gen.get_state(),
-                    "epoch": epoch + 1, "history": history}, ckpt / "trainer_state.pt")
+        if acc.is_main_process:
+            log(json.dumps(record))
+            bb.save_pretrained(ckpt)
+            torch.save({"opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "rng": rng.bit_generator.state, "gen": gen.get_state(),
+                        "epoch": epoch + 1, "history": history,
+                        "ve_order": ve_order, "ve_pos": ve_pos,
+                        "processes": acc.num_processes}, ckpt / "trainer_state.pt")
+        acc.wait_for_everyone()
+    stepper.close()
     bar.close()
     bb.eval()
+    if last < epochs:
+        if acc.is_main_process:
+            log(f"stopped after epoch {last} of {epochs}; the checkpoint at {ckpt} resumes "
+                f"it")
+        return {"stopped_at_epoch": last, "epochs": epochs, "rows_encoded_this_run": encoded,
+                "history": history}
     summary = {"recipe": asdict(recipe), "epochs": epochs, "seed": seed,
                "n_pairs": len(pairs), "n_mix": [len(pool) for pool, _ in mix], "n_ve": len(ve),
+               "processes": acc.num_processes, "device": str(bb.device),
+               "mixed_precision": mixed_precision, "grad_accum": grad_accum,
+               "rows_encoded_this_run": encoded,
                "train_seconds_this_run": round(time.time() - t0, 1), "history": history}
-    bb.save_pretrained(out)
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
-    if not keep_checkpoint:  # finished: nothing left to resume, keep the folder small
-        shutil.rmtree(ckpt, ignore_errors=True)
+    if acc.is_main_process:
+        bb.save_pretrained(out)
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        if not keep_checkpoint:  # finished: nothing left to resume, keep the folder small
+            shutil.rmtree(ckpt, ignore_errors=True)
+    acc.wait_for_everyone()
     return summary
 
 
