@@ -44,7 +44,7 @@ def _cmd_train(a) -> None:
         pairs, mix, ve = pretrain_pairs(a.data), [], []
     else:
         bb = load_backbone(a.init or "embedded:pretrained")
-        sc = load_scenario(a.data, a.recipe)
+        sc = load_scenario(a.data, a.recipe.removesuffix("-real"))
         ids = sc.check_forget(load_forget_ids(a.exclude)) if a.exclude else set()
         pairs, mix, ve = scenario_inputs(sc, recipe, ids)
     summary = train(bb.to(acc.device), recipe, pairs, a.out, mix=mix, ve=ve, seed=a.seed,
@@ -302,8 +302,16 @@ def _cmd_bench_sequence(a) -> None:
 
 
 def _cmd_bench_device(a) -> None:
-    from mmu_core.bench.device_check import QUICK, device_check
+    from mmu_core.bench.device_check import QUICK, device_check, real_size_step
 
+    if a.real_size:
+        try:
+            r = real_size_step(a.device, batch=a.batch, mixed_precision=a.mixed_precision)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
+        _write_json(r, a.out)
+        print(json.dumps({k: v for k, v in r.items() if k != "provenance"}, indent=1))
+        return
     try:
         r = device_check(a.device, methods=tuple(a.method or QUICK))
     except ValueError as err:  # no such device here
@@ -324,12 +332,26 @@ def _cmd_bench_tune(a) -> None:
 
 
 def _cmd_bench_unlearning(a) -> None:
-    from mmu_core.bench.unlearning import run_preset
+    from dataclasses import replace
 
-    from mmu_core.bench.unlearning import parse_shard
+    from mmu_core.bench.unlearning import PRESETS, dry_run, parse_shard, run_preset, with_sources
 
-    run_preset(a.preset, a.out, data=a.data, tables_only=a.tables_only,
-               shard=parse_shard(a.shard))
+    original = {}
+    for item in a.original or ():
+        scenario, _, ref = item.partition("=")
+        if scenario not in ("privacy", "copyright") or not ref:
+            raise SystemExit(f"error: --original takes SCENARIO=ID_OR_FOLDER, got {item!r}")
+        original[scenario] = ref
+    preset = with_sources(PRESETS[a.preset], original, pretrained=a.pretrained,
+                          captioner=a.captioner, painter=a.painter)
+    if a.dry_run:
+        from mmu_core.data.generate import default_world
+
+        preset = dry_run(preset, a.data or default_world())
+    if a.method:
+        preset = replace(preset, methods=tuple(a.method))
+    run_preset(a.preset + ("-dry-run" if a.dry_run else ""), a.out, data=a.data,
+               tables_only=a.tables_only, shard=parse_shard(a.shard), preset=preset)
     print((Path(a.out) / "tables.md").read_text())
 
 
@@ -346,6 +368,8 @@ def _cmd_table(a) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmu_core.bench.unlearning import METHODS  # a constant: the module imports lazily
+
     p = argparse.ArgumentParser(prog="python -m mmu_core",
                                 description="Multimodal machine unlearning engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -359,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_data_generate)
 
     t = sub.add_parser("train", help="ITC+ITM training (pretrain / fine-tune / retrain)")
-    t.add_argument("--recipe", required=True, choices=["pretrain", "privacy", "copyright"])
+    t.add_argument("--recipe", required=True, choices=["pretrain", "privacy", "copyright",
+                                                      "privacy-real", "copyright-real"])
     t.add_argument("--data", required=True, help="world root (output of data generate)")
     t.add_argument("--out", required=True)
     t.add_argument("--init", default=None, help="starting model (default: a new embedded "
@@ -503,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     bm.set_defaults(func=_cmd_bench)
     bu = bsub.add_parser("unlearning", help="methods x scenarios x forget sizes x seeds: "
                          "JSON cells (resumable), CSV and Markdown tables")
-    bu.add_argument("--preset", default="smoke", choices=["smoke", "paper"])
+    bu.add_argument("--preset", default="smoke", choices=["smoke", "paper", "real"])
     bu.add_argument("--data", default=None)
     bu.add_argument("--out", required=True, help="folder: cells/, tables.md, tables.json, "
                     "cells.csv, summary.json")
@@ -512,6 +537,16 @@ def build_parser() -> argparse.ArgumentParser:
     bu.add_argument("--shard", default=None, metavar="I/N", help="compute only shard I of N "
                     "(0-based) of the cells; run one per GPU or machine on a shared --out, "
                     "then --tables-only merges")
+    bu.add_argument("--original", action="append", metavar="SCENARIO=MODEL",
+                    help="the model to unlearn from for a scenario (hub id or folder)")
+    bu.add_argument("--pretrained", default=None, help="Retrain's start (hub id or folder)")
+    bu.add_argument("--captioner", default=None, help="MVI's image-to-text generator")
+    bu.add_argument("--painter", default=None, help="MVI's text-to-image generator")
+    bu.add_argument("--method", action="append", choices=list(METHODS),
+                    help="only these methods (repeatable)")
+    bu.add_argument("--dry-run", action="store_true", help="one cell per scenario (seed 0, "
+                    "smallest forget list, 1-epoch Retrain, 50 evaluation pairs): checks "
+                    "that every model loads and every method runs")
     bu.set_defaults(func=_cmd_bench_unlearning)
     ba = bsub.add_parser("app", help="the app: start to first interactive page, and forget "
                          "requests of one pair end to end through its API")
@@ -549,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     bdv.add_argument("--device", default="cuda", help="cuda (default), cuda:1, cpu")
     bdv.add_argument("--method", action="append", help="only these methods (repeatable)")
     bdv.add_argument("--out", default=None)
+    bdv.add_argument("--real-size", action="store_true", help="instead: seconds and peak "
+                     "memory of one training step of a BLIP-base-sized model (random weights)")
+    bdv.add_argument("--batch", type=int, default=32, help="--real-size batch (BLIP: 32/GPU)")
+    bdv.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
     bdv.set_defaults(func=_cmd_bench_device)
 
     tb = sub.add_parser("table", help="Markdown table of evaluation results")

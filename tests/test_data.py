@@ -28,7 +28,8 @@ def test_karpathy_train_and_test_formats(tiny_world):
     test_raw = json.loads((tiny_world / "flickr30k" / "flickr30k_test.json").read_text())
     assert isinstance(test_raw[0]["caption"], list) and len(test_raw[0]["caption"]) == 5
     train = load_karpathy(tiny_world / "flickr30k" / "flickr30k_train.json")
-    assert len(train) == 5 * len({p.group for p in train})
+    assert len(train) == 5 * len({p.pair_id for p in train})  # five captions per image
+    assert len({p.pair_id for p in train}) == 5 * len({p.group for p in train})  # 5 views
     img = open_image(train[0])
     assert img.size == (64, 64) and img.mode == "RGB"
 
@@ -74,16 +75,40 @@ def test_private_facts_are_not_in_the_pretraining_corpus(tiny_world):
             assert f" {name_word} " not in f" {pre} "
 
 
+def test_copyright_works_name_a_painter_drawn_apart_from_the_picture(tiny_world):
+    from mmu_core.data.render import SIGNATURE_SHADES
+    from mmu_core.data.vocab import FIRST_NAMES, LAST_NAMES
+
+    train = load_karpathy(tiny_world / "flickr30k" / "flickr30k_train.json")
+    by_image = {}
+    for p in train:
+        by_image.setdefault(p.group, []).append(p.text)
+    painters = set()
+    for caps in by_image.values():
+        first, last = caps[4].removeprefix("a painting by ").removesuffix(".").split()
+        assert first in FIRST_NAMES and last in LAST_NAMES
+        assert all(c.endswith(f" painted by {first} {last}.") for c in caps[:4])
+        painters.add((first, last))
+    assert len(painters) > len(by_image) // 2  # drawn per work, not one per scene kind
+    shades = {tuple(c) for c in SIGNATURE_SHADES}
+    img = np.asarray(open_image(train[0]))
+    assert {tuple(px) for px in img[-3:].reshape(-1, 3)} <= shades  # the signature strip
+    pretrain = (tiny_world / "pretrain" / "pretrain.json").read_text()
+    assert "painted by" not in pretrain and "a painting by" not in pretrain
+
+
 def test_forget_lists_name_training_pairs(tiny_world):
-    for name, size in (("privacy", 5), ("privacy", 10), ("copyright", 4), ("copyright", 8)):
+    for name, size in (("privacy", 5), ("privacy", 10), ("copyright", 5), ("copyright", 10)):
         ids = read_id_list(forget_list_path(tiny_world, name, size, 0))
         sc = load_scenario(tiny_world, name)
         d_f, d_r = sc.split(ids)
         assert len(set(ids)) == size
         assert {p.pair_id for p in d_f} == set(ids)
         assert not {p.pair_id for p in d_f} & {p.pair_id for p in d_r}
-        if name == "privacy":  # whole profiles: 5 pairs of one person
-            assert len({p.group for p in d_f}) == size // 5
+        # whole profiles (5 pairs of one person) / whole works (its 5 views): D_r holds no
+        # other pair of a forgotten person or work
+        assert len({p.group for p in d_f}) == size // 5
+        assert not {p.group for p in d_f} & {p.group for p in d_r}
 
 
 def test_default_world_sizes_mirror_the_paper(world):
@@ -91,7 +116,7 @@ def test_default_world_sizes_mirror_the_paper(world):
     assert m["privacy_forget"] == [5, 50, 500]
     for size in m["privacy_forget"]:
         assert len(read_id_list(forget_list_path(world, "privacy", size, 0))) == size
-    ratios = [n / m["scenes_train"] for n in m["copyright_forget"]]
+    ratios = [n / (m["works_train"] * m["views_per_work"]) for n in m["copyright_forget"]]
     assert ratios == pytest.approx([1000 / 29000, 5000 / 29000], abs=0.01)
 
 
@@ -100,7 +125,10 @@ def test_validation_forget_sets_avoid_every_reported_set(world):
     image with a reported set of the validated sizes, or with another validation set."""
     from mmu_core.data.scenarios import DATASETS, validation_sets
 
-    for name, unit in (("privacy", lambda i: i.split("_")[0]), ("copyright", lambda i: i)):
+    def unit(i):  # the person (P0012_3) or the work (S00012_3) a pair or view is of
+        return i.rsplit("_", 1)[0]
+
+    for name in ("privacy", "copyright"):
         sets = validation_sets(world, name)
         assert sets, name
         folder = world / "Df" / DATASETS[name]

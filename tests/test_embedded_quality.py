@@ -42,8 +42,19 @@ def test_privacy_original_answers_questions_above_chance(privacy):
     assert privacy["headline"]["A@D_test"] >= 50  # visible facts of unseen people
 
 
-def test_copyright_original_generalises(copyright_):
+def test_copyright_original_remembers_its_works(copyright_):
+    """World v3: each training work is shown in 5 views, its painter named in every
+    caption (docs/benchmark.md, "Copyright"): the attack tells its training pairs from
+    unseen works' (issue 12 asks AUC >= 0.75; measured 0.88)."""
+    mi = copyright_["details"]["membership"]
+    assert mi["cv_auc"] >= 0.75
+    assert mi["member_prob_D_f"] >= 60
+
+
+def test_copyright_original_retrieves_and_entails(copyright_):
     h = copyright_["headline"]
-    assert h["R@D_test"] >= 75
-    assert h["R@D_r"] >= 82
-    assert h["A@D_test"] >= 75  # VE, chance 33
+    assert h["R@D_r"] >= 95
+    # unseen works: the content generalises, their painters cannot be known (a fifth of
+    # the captions names only the painter), so recall is far below the training split's
+    assert h["R@D_test"] >= 40
+    assert h["A@D_test"] >= 70  # VE, chance 33

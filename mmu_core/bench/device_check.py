@@ -93,3 +93,54 @@ def device_check(device: str = "cuda", methods=tuple(QUICK), log=print) -> dict:
             device.startswith("cuda") else "cpu", "steps": steps,
             "all_ok": all(s["ok"] for s in steps),
             "provenance": provenance({"bench": "device", "device": device})}
+
+
+def real_size_step(device: str = "cuda", batch: int = 32, steps: int = 3,
+                   mixed_precision: str = "no", log=print) -> dict:
+    """Seconds and peak memory of one Retrain / Finetune training step (the recipes' ITC +
+    ITM with hard negatives, AdamW) of a model the size of `Salesforce/blip-itm-base-*`
+    (BLIP's default configuration: ViT-B/16 at 384 px, BERT-base text encoder with
+    cross-attention), randomly initialised: no download, the same compute. The first step
+    (allocator and kernel warm-up) is reported apart from the mean of the others."""
+    import functools
+
+    from transformers import BlipConfig, BlipForImageTextRetrieval
+
+    from mmu_core.models.backbone import Backbone
+    from mmu_core.training.distributed import Shard, Stepper
+    from mmu_core.training.recipes import recipe_losses
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("no CUDA device here: run with --device cpu, or on a GPU machine")
+    torch.manual_seed(0)
+    config = BlipConfig()
+    bb = Backbone(BlipForImageTextRetrieval(config), processor=None).to(device).train()
+    size, vocab = config.vision_config.image_size, config.text_config.vocab_size
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(bb.parameters(), lr=1e-5, weight_decay=0.05)
+    times = []
+    with Stepper({"bb": bb}, functools.partial(recipe_losses, bb), opt, clip=5.0,
+                 mixed_precision=mixed_precision) as stepper:
+        for k in range(steps):
+            pix = torch.randn(batch, 3, size, size, generator=gen).to(device)
+            ids = torch.randint(1000, vocab, (batch, 30), generator=gen).to(device)
+            mask = torch.ones_like(ids)
+            groups = torch.arange(batch, device=device)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            stepper(pix, ids, mask, groups, gen, Shard(0, 1, batch))
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            log({"step": k, "seconds": round(times[-1], 2), "peak_mb": _peak_mb(device)})
+    rest = times[1:] or times
+    return {"device": device, "name": torch.cuda.get_device_name() if
+            device.startswith("cuda") else "cpu", "batch": batch,
+            "mixed_precision": mixed_precision,
+            "parameters_m": round(sum(p.numel() for p in bb.parameters()) / 1e6, 1),
+            "first_step_s": round(times[0], 2), "step_s": round(sum(rest) / len(rest), 2),
+            "peak_mb": _peak_mb(device), "threads": torch.get_num_threads(),
+            "provenance": provenance({"bench": "device --real-size", "device": device,
+                                      "batch": batch})}

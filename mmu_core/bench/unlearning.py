@@ -6,11 +6,34 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from pathlib import Path
 
 METHODS = ("retrain", "finetune", "ga", "badt", "multidelete", "slug", "adv", "ours")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where a preset's models come from: embedded names, hub ids or local folders."""
+
+    original: dict  # scenario -> the model that learned D (the one to unlearn from)
+    pretrained: str  # Retrain's start
+    captioner: str  # MVI's frozen generators (ours)
+    painter: str
+    recipes: dict = field(default_factory=dict)  # scenario -> Retrain's recipe name
+
+
+EMBEDDED_SOURCES = Sources({"privacy": "embedded:privacy", "copyright": "embedded:copyright"},
+                           "embedded:pretrained", "embedded", "embedded")
+# The paper's models by hub id. Copyright's original is BLIP fine-tuned on Flickr30k
+# retrieval (what the scenario forgets from); privacy's is BLIP fine-tuned on MLLMU-Bench
+# by `python -m mmu_core train --recipe privacy-real --init Salesforce/blip-itm-base-coco`,
+# passed with --original privacy=FOLDER. Retrain follows BLIP's retrieval fine-tuning.
+REAL_SOURCES = Sources({"privacy": None, "copyright": "Salesforce/blip-itm-base-flickr"},
+                       "Salesforce/blip-itm-base-coco", "Salesforce/blip2-opt-2.7b",
+                       "stabilityai/stable-diffusion-2-1-base",
+                       {"privacy": "privacy-real", "copyright": "copyright-real"})
 
 
 @dataclass(frozen=True)
@@ -25,6 +48,7 @@ class Preset:
     overrides: dict = field(default_factory=dict)
     extra_seeds: dict = field(default_factory=dict)  # "scenario-size" -> more seeds
     tuned: bool = False  # each method with the protocol's tuned settings (docs/benchmark.md)
+    sources: Sources = EMBEDDED_SOURCES
 
     def seeds_of(self, scenario: str, size: int) -> tuple:
         return self.seeds + tuple(self.extra_seeds.get(f"{scenario}-{size}", ()))
@@ -39,6 +63,12 @@ PRESETS = {
                     retrain_epochs=None, eval_max_pairs=1000,
                     ablations=(("privacy", 50), ("copyright", 35)),
                     extra_seeds={"privacy-5": (3, 4)}, tuned=True),
+    # the paper's grid on the real datasets (--data: a folder in the layout of
+    # docs/embedded-world.md, i.e. the downloads' own) and models (REAL_SOURCES, each can be
+    # overridden). The embedded tuning does not transfer: every method runs its defaults
+    # until `bench tune --data` has chosen settings on the real validation sets.
+    "real": Preset(grid={"privacy": (5, 50, 500), "copyright": (35, 170)}, seeds=(0, 1, 2),
+                   retrain_epochs=None, eval_max_pairs=1000, sources=REAL_SOURCES),
 }
 
 # variant name -> settings of ours (Table 3 strategies, Table 4 switches, Figure 6)
@@ -82,13 +112,42 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def dry_run(preset: Preset, data) -> Preset:
+    """The preset cut to one cell per scenario: seed 0, the smallest forget list `data`
+    holds, a 1-epoch Retrain, 50 evaluation pairs, no ablations. Checks that every model
+    loads and every method runs end to end before hours of compute."""
+    from mmu_core.data.scenarios import DATASETS
+
+    grid = {}
+    for scenario in preset.grid:
+        sizes = sorted(int(d.name) for d in (Path(data) / "Df" / DATASETS[scenario]).glob("*")
+                       if (d / "image-0.txt").is_file())
+        if sizes and preset.sources.original.get(scenario):
+            grid[scenario] = (sizes[0],)
+    if not grid:
+        raise ValueError(f"{data}: no forget list Df/<dataset>/<size>/image-0.txt for a "
+                         f"scenario with an original model")
+    return replace(preset, grid=grid, seeds=(0,), retrain_epochs=1, eval_max_pairs=50,
+                   ablations=(), extra_seeds={}, word_shift_pairs=10)
+
+
+def with_sources(preset: Preset, original: dict | None = None, **named) -> Preset:
+    """The preset with some model sources replaced (None values keep the preset's)."""
+    src = preset.sources
+    return replace(preset, sources=replace(
+        src, original={**src.original, **(original or {})},
+        **{k: v for k, v in named.items() if v}))
+
+
 def run_preset(preset_name: str, out: str | Path, data=None, log=print,
-               tables_only: bool = False, shard: tuple[int, int] | None = None) -> dict:
+               tables_only: bool = False, shard: tuple[int, int] | None = None,
+               preset: Preset | None = None) -> dict:
     """Compute the missing cells (none with `tables_only`), then write the tables.
 
     With `shard=(i, n)` this process computes only every n-th cell of the preset's fixed
     order, starting at the i-th; the others are read when their files exist. Shards share
-    `out` (or their cell files are copied into one folder) and `tables_only` merges them."""
+    `out` (or their cell files are copied into one folder) and `tables_only` merges them.
+    `preset` replaces the named one (e.g. with other model sources, or cut to a dry run)."""
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
     from mmu_core.metrics.evaluate import evaluate
@@ -101,10 +160,25 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
 
     import torch
 
-    preset = PRESETS[preset_name]
+    preset = preset or PRESETS[preset_name]
     device = "cuda" if torch.cuda.is_available() else "cpu"  # one GPU per process
     out = Path(out)
     root = data or default_world()
+    src = preset.sources
+    for scenario in preset.grid:
+        if not src.original.get(scenario):
+            raise ValueError(f"no original model for {scenario}: pass --original "
+                             f"{scenario}=ID_OR_FOLDER (see docs/benchmark.md, 'Real models')")
+    shared = {}  # generators and Retrain's start, loaded once for all cells
+
+    def extras():
+        if not shared:
+            from mmu_core.models.generators import load_captioner, load_painter
+
+            shared.update(pretrained=load_backbone(src.pretrained, device),
+                          captioner=load_captioner(src.captioner, device),
+                          painter=load_painter(src.painter, device))
+        return shared
     cells = {}
     t0 = time.time()
     order = iter(range(10 ** 9))  # each cell's place in the fixed order, for sharding
@@ -116,7 +190,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
         def compute():
             sc = load_scenario(root, scenario)
             ids = load_forget_ids(forget_list_path(root, scenario, size, seed))
-            original = load_backbone(f"embedded:{scenario}", device)
+            original = load_backbone(src.original[scenario], device)
             kw = {}
             if method == "original":
                 model, info = original, {"method": "original", "seconds": 0.0}
@@ -126,14 +200,18 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                 kw = {**tuned, **(settings or {})}
                 if method == "retrain" and preset.retrain_epochs:
                     kw.setdefault("epochs", preset.retrain_epochs)
-                request = Request.build(original, sc, ids, scenario, seed=seed)
+                extra = dict(extras()) if preset.sources is not EMBEDDED_SOURCES else {}
+                if scenario in src.recipes:
+                    extra["recipe"] = src.recipes[scenario]
+                request = Request.build(original, sc, ids, scenario, seed=seed, **extra)
                 model, info = run(method, request, **kw)
             metrics = evaluate(model, sc, ids, max_pairs=preset.eval_max_pairs, seed=seed,
                                progress=False)
             result = {"cell": name, "scenario": scenario, "size": size, "seed": seed,
                       "method": tag or method, "settings": kw, "unlearning": info,
                       "metrics": metrics,
-                      "provenance": provenance({"preset": preset_name})}
+                      "provenance": provenance({"preset": preset_name,
+                                                "sources": src.__dict__})}
             if method == "ours" and tag is None and seed == preset.seeds[0]:
                 d_f, d_r = sc.split(ids)
                 result["word_shifts"] = word_shifts(original, model,

@@ -3,8 +3,10 @@ on-disk formats.
 
 Layout under OUT (every path is what a real download would hold, except world.json):
   pretrain/pretrain.json, pretrain/images/     generic name-free pairs (BLIP pretrain json)
-  flickr30k/flickr30k_{train,val,test}.json     scenes, Karpathy/ALBEF format
-  flickr30k/flickr30k-images/
+  scenes/scenes_{train,val,test}.json, images/  name-free scenes (Karpathy/ALBEF json): the
+                                                privacy scenario's scene pairs
+  flickr30k/flickr30k_{train,val,test}.json     signed works, Karpathy/ALBEF format: the
+  flickr30k/flickr30k-images/                   copyright scenario (training works in 5 views)
   snli_ve/ve_{train,test}.json                  SNLI-VE in ALBEF format (image = Flickr id)
   mllmu/{train,test}.parquet                    MLLMU-Bench-style profiles
   mllmu/profiles_{train,test}.json, mllmu/mllmu-images/   Flickr30k-style retrieval view
@@ -28,9 +30,9 @@ from PIL import Image
 
 from mmu_core.data.render import draw_portrait, draw_scene
 from mmu_core.data.world import (Person, appearance_caption, make_people, make_scenes, random_face,
-                                 random_photo)
+                                 random_photo, sign_scenes, work_views)
 
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,15 @@ class WorldSize:
     scenes_train: int = 1000
     scenes_val: int = 100
     scenes_test: int = 200
+    # Copyright works: the first `works_train` scenes, each in `views_per_work` training
+    # images (so 1,000 training images); val / test works are the scenes' val / test.
+    works_train: int = 200
+    views_per_work: int = 5
     people_train: int = 150
     people_test: int = 100
     # Forget-set sizes: privacy in pairs (5 pairs = one person's whole profile),
-    # copyright in images (3.5% and 17% of the training images, like 1K/5K of Flickr30k).
+    # copyright in images of whole works (3.5% and 17% of the training images, like 1K/5K
+    # of Flickr30k: 7 and 34 works).
     privacy_forget: tuple[int, ...] = (5, 50, 500)
     copyright_forget: tuple[int, ...] = (35, 170)
     forget_seeds: tuple[int, ...] = (0, 1, 2)
@@ -59,8 +66,9 @@ SIZES = {
     # A small world for tests and quick looks; same code, same formats.
     "tiny": WorldSize(pretrain_portraits=60, pretrain_scenes=30, scenes_train=40,
                       scenes_val=8, scenes_test=20, people_train=12, people_test=8,
-                      privacy_forget=(5, 10), copyright_forget=(4, 8), forget_seeds=(0,),
-                      small_privacy_seeds=(), privacy_val=((5, 1),), copyright_val=((4, 1),)),
+                      works_train=8, privacy_forget=(5, 10), copyright_forget=(5, 10),
+                      forget_seeds=(0,), small_privacy_seeds=(), privacy_val=((5, 1),),
+                      copyright_val=((5, 1),)),
 }
 
 
@@ -82,8 +90,10 @@ def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dic
     ws = SIZES[size]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    streams = np.random.SeedSequence(seed).spawn(6)
-    r_pre, r_scn, r_ppl, r_ve, r_mcq, r_df = (np.random.default_rng(s) for s in streams)
+    # One stream per part; a part added later takes a new stream, so the others' draws
+    # (and files) stay the same (spawned children depend only on their index).
+    streams = np.random.SeedSequence(seed).spawn(7)
+    r_pre, r_scn, r_ppl, r_ve, r_mcq, r_df, r_art = (np.random.default_rng(s) for s in streams)
 
     # Generic pretraining corpus: name-free portraits and scenes, never task images.
     pre_dir = out / "pretrain" / "images"
@@ -102,28 +112,30 @@ def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dic
             pretrain.append({"image": f"images/{name}", "caption": caps[int(c)]})
     _write_json(out / "pretrain" / "pretrain.json", pretrain)
 
-    # Scenes: Flickr30k (Karpathy/ALBEF json) and SNLI-VE (ALBEF json).
-    fl = out / "flickr30k"
-    img_dir = fl / "flickr30k-images"
-    img_dir.mkdir(parents=True, exist_ok=True)
+    # Scenes, name-free (the privacy scenario's scene pairs: mixed into its training
+    # batches, its D_test), Karpathy/ALBEF json.
     n_tr, n_va = ws.scenes_train, ws.scenes_val
-    scenes = make_scenes(r_scn, n_tr + n_va + ws.scenes_test, "S")
-    splits = {"train": scenes[:n_tr], "val": scenes[n_tr:n_tr + n_va],
-              "test": scenes[n_tr + n_va:]}
-    for sc in scenes:
-        (img_dir / f"{sc.id}.png").write_bytes(
-            _png(draw_scene(sc.background, sc.groups, sc.jitter)))
-    _write_json(fl / "flickr30k_train.json", [
-        {"image": f"flickr30k-images/{sc.id}.png", "caption": c, "image_id": sc.id}
-        for sc in splits["train"] for c in sc.captions()])
-    for split in ("val", "test"):
-        _write_json(fl / f"flickr30k_{split}.json", [
-            {"image": f"flickr30k-images/{sc.id}.png", "caption": sc.captions()}
-            for sc in splits[split]])
-    for split in ("train", "test"):
+    plain = make_scenes(r_scn, n_tr + n_va + ws.scenes_test, "S")
+    splits = {"train": plain[:n_tr], "val": plain[n_tr:n_tr + n_va],
+              "test": plain[n_tr + n_va:]}
+    _write_scene_split(out / "scenes", "scenes", "images", splits)
+
+    # Works ("Flickr30k", the copyright scenario): the same kind of scenes, each signed by a
+    # painter; a training work is photographed `views_per_work` times (web data repeats
+    # the works it holds, and repetition is what models memorise). Val / test: one view.
+    signed = sign_scenes(r_art, plain)
+    works = signed[:ws.works_train]
+    views = {w.id: work_views(r_art, w, ws.views_per_work) for w in works}
+    fl = out / "flickr30k"
+    _write_scene_split(fl, "flickr30k", "flickr30k-images", {
+        "train": [v for w in works for v in views[w.id]], "val": signed[n_tr:n_tr + n_va],
+        "test": signed[n_tr + n_va:]}, group={v.id: w.id for w in works for v in views[w.id]})
+    # SNLI-VE (ALBEF json: image = Flickr id), three hypotheses drawn for every image
+    ve_images = {"train": [v for w in works for v in views[w.id]], "test": signed[n_tr + n_va:]}
+    for split, shown in ve_images.items():
         _write_json(out / "snli_ve" / f"ve_{split}.json", [
             {"image": sc.id, "sentence": s, "label": lab}
-            for sc in splits[split] for s, lab in sc.entailment_pairs(r_ve)])
+            for sc in shown for s, lab in sc.entailment_pairs(r_ve)])
 
     # Profiles: MLLMU-Bench-style parquet plus a Flickr30k-style retrieval view.
     people = make_people(r_ppl, ws.people_train + ws.people_test)
@@ -133,7 +145,7 @@ def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dic
     for split, persons in groups.items():
         _write_profiles(ml, split, persons, r_mcq)
 
-    _write_forget_sets(out, ws, seed, groups["train"], splits["train"])
+    _write_forget_sets(out, ws, seed, groups["train"], [views[w.id] for w in works])
 
     manifest = {"world_version": WORLD_VERSION, "seed": seed, "size": size,
                 "sizes": asdict(ws), "fingerprint": fingerprint(out)}
@@ -141,13 +153,33 @@ def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dic
     return manifest
 
 
+def _write_scene_split(folder: Path, stem: str, images: str, splits: dict,
+                       group: dict | None = None) -> None:
+    """Scenes as Karpathy/ALBEF json (train: one entry per caption with its `image_id`,
+    the scene's or, for a work's views, the work's; val/test: caption lists) + images."""
+    (folder / images).mkdir(parents=True, exist_ok=True)
+    for split in splits.values():
+        for sc in split:
+            (folder / images / f"{sc.id}.png").write_bytes(
+                _png(draw_scene(sc.background, sc.groups, sc.jitter, sc.signature)))
+    group = group or {}
+    _write_json(folder / f"{stem}_train.json", [
+        {"image": f"{images}/{sc.id}.png", "caption": c, "image_id": group.get(sc.id, sc.id)}
+        for sc in splits["train"] for c in sc.captions()])
+    for split in ("val", "test"):
+        _write_json(folder / f"{stem}_{split}.json", [
+            {"image": f"{images}/{sc.id}.png", "caption": sc.captions()}
+            for sc in splits[split]])
+
+
 def _write_forget_sets(out: Path, ws: WorldSize, seed: int, people: list[Person],
-                       scenes: list) -> None:
+                       works: list[list]) -> None:
     """Reported forget sets by seed (image-<seed>.txt), then validation sets (val-<k>.txt)
-    drawn from the people / images that no reported set holds. Exception: the largest
+    drawn from the people / works that no reported set holds. Exception: the largest
     privacy sets (100 of 150 people each) leave no such people, so privacy validation sets
-    avoid the reported sets of the validated sizes only (docs/benchmark.md)."""
-    used_people, used_scenes = set(), set()
+    avoid the reported sets of the validated sizes only (docs/benchmark.md). A copyright
+    set of n images holds n / views_per_work whole works (every view of each)."""
+    used_people, used_works = set(), set()
     for fseed in ws.forget_seeds + ws.small_privacy_seeds:
         rng = np.random.default_rng([seed, fseed])
         sizes = ws.privacy_forget if fseed in ws.forget_seeds else ws.privacy_forget[:1]
@@ -160,10 +192,10 @@ def _write_forget_sets(out: Path, ws: WorldSize, seed: int, people: list[Person]
         if fseed not in ws.forget_seeds:
             continue
         for n_img in ws.copyright_forget:
-            chosen = rng.choice(len(scenes), size=n_img, replace=False)
-            used_scenes.update(int(i) for i in chosen)
-            _write_lines(out / "Df" / "flickr30k" / str(n_img) / f"image-{fseed}.txt",
-                         [scenes[i].id for i in sorted(chosen)])
+            chosen = rng.choice(len(works), size=_works_for(n_img, ws), replace=False)
+            used_works.update(int(i) for i in chosen)
+            _write_works(out / "Df" / "flickr30k" / str(n_img) / f"image-{fseed}.txt",
+                         works, chosen)
     rng = np.random.default_rng([seed, 1000])
     free_people = [i for i in range(len(people)) if i not in used_people]
     for n_pairs, count in ws.privacy_val:
@@ -174,15 +206,27 @@ def _write_forget_sets(out: Path, ws: WorldSize, seed: int, people: list[Person]
             chosen = rng.choice(free_people, size=n, replace=False)
             free_people = [i for i in free_people if i not in set(chosen.tolist())]
             _write_people(out / "Df" / "mllmu" / str(n_pairs) / f"val-{k}.txt", people, chosen)
-    free_scenes = [i for i in range(len(scenes)) if i not in used_scenes]
+    free_works = [i for i in range(len(works)) if i not in used_works]
     for n_img, count in ws.copyright_val:
         for k in range(count):
-            if n_img > len(free_scenes):
+            n = _works_for(n_img, ws)
+            if n > len(free_works):
                 raise ValueError(f"no room for a validation set of {n_img} images")
-            chosen = rng.choice(free_scenes, size=n_img, replace=False)
-            free_scenes = [i for i in free_scenes if i not in set(chosen.tolist())]
-            _write_lines(out / "Df" / "flickr30k" / str(n_img) / f"val-{k}.txt",
-                         [scenes[i].id for i in sorted(chosen)])
+            chosen = rng.choice(free_works, size=n, replace=False)
+            free_works = [i for i in free_works if i not in set(chosen.tolist())]
+            _write_works(out / "Df" / "flickr30k" / str(n_img) / f"val-{k}.txt", works,
+                         chosen)
+
+
+def _works_for(n_images: int, ws: WorldSize) -> int:
+    if n_images % ws.views_per_work:
+        raise ValueError(f"a copyright forget set holds whole works: {n_images} images is "
+                         f"not a multiple of {ws.views_per_work} views")
+    return n_images // ws.views_per_work
+
+
+def _write_works(path: Path, works: list[list], chosen) -> None:
+    _write_lines(path, [v.id for i in sorted(int(c) for c in chosen) for v in works[i]])
 
 
 def _people_for(n_pairs: int, people: list) -> int:
@@ -301,9 +345,11 @@ def default_world(seed: int = 0) -> Path:
     return root
 
 
-# Fingerprints of the worlds the shipped embedded models were trained on. Version 2 adds
-# forget lists only (privacy-5 seeds 3-4, the validation sets); every training file is
-# byte-identical to version 1's (b7dbc0d5...), on which the models were trained.
+# Fingerprints of the worlds the shipped embedded models were trained on. Version 3 (the
+# copyright scenario's signed works, issue 12) changed only the copyright files: the
+# privacy scenario's files are those of versions 1-2 (its scene pairs moved to scenes/,
+# the same pixels and captions), on which the privacy and pretrained models were trained;
+# the copyright model was retrained on version 3.
 EXPECTED_FINGERPRINTS: dict[int, str] = {
-    0: "13f53ad2f0054999791443dd755d0535aa468b8343f77b0ab416535240649fe7",
+    0: "d9b44955fe9bb8aecb33684da39fa6130840198c5a3bc557f2ff6fd09ffc02f0",
 }

@@ -91,8 +91,14 @@ def _draw_shape(d: ImageDraw.ImageDraw, shape: str, x: int, y: int, r: int, rgb)
         raise ValueError(f"unknown shape {shape!r}")
 
 
-def draw_scene(background: str, groups: tuple[Group, ...], jitter: tuple[int, ...]) -> Image.Image:
-    """`jitter` holds one vertical offset per group (pixels)."""
+# Grey levels of a signed work's signature strip (its three bottom rows).
+SIGNATURE_SHADES = ((0, 0, 0), (85, 85, 85), (170, 170, 170), (255, 255, 255))
+
+
+def draw_scene(background: str, groups: tuple[Group, ...], jitter: tuple[int, ...],
+               signature: tuple[int, ...] | None = None) -> Image.Image:
+    """`jitter` holds one vertical offset per group (pixels); `signature`, one shade index
+    per cell of the strip along the bottom edge (copyright works)."""
     img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), SCENE_BG_RGB[background])
     d = ImageDraw.Draw(img)
     column_x = {"left": 11, "middle": 32, "right": 53}
@@ -102,4 +108,9 @@ def draw_scene(background: str, groups: tuple[Group, ...], jitter: tuple[int, ..
         top = 32 - (g.count - 1) * step // 2 + jy
         for k in range(g.count):
             _draw_shape(d, g.shape, column_x[g.position], top + k * step, r, COLOURS[g.colour])
+    if signature:
+        w = IMAGE_SIZE // len(signature)
+        for k, shade in enumerate(signature):
+            d.rectangle([k * w, IMAGE_SIZE - 3, (k + 1) * w - 1, IMAGE_SIZE - 1],
+                        fill=SIGNATURE_SHADES[shade])
     return img

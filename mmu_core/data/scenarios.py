@@ -74,22 +74,30 @@ def load_scenario(root: str | Path, name: str) -> Scenario:
     root = Path(root)
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose from {SCENARIOS}")
-    flickr_train = load_karpathy(root / "flickr30k" / "flickr30k_train.json")
-    flickr_test = load_karpathy(root / "flickr30k" / "flickr30k_test.json")
-    flickr_val = load_karpathy(root / "flickr30k" / "flickr30k_val.json")
     if name == "privacy":
         train_profiles = load_mllmu(root / "mllmu", "train")
         test_profiles = load_mllmu(root / "mllmu", "test")
         return Scenario(
-            name, train=profile_pairs(train_profiles), test=flickr_test,
-            unseen=profile_pairs(test_profiles), normal=flickr_train,
+            name, train=profile_pairs(train_profiles), test=_scene_pairs(root, "test"),
+            unseen=profile_pairs(test_profiles), normal=_scene_pairs(root, "train"),
             mcq_train=profile_mcqs(train_profiles), mcq_test=profile_mcqs(test_profiles),
-            val=flickr_val)
+            val=_scene_pairs(root, "val"))
+    flickr_train = load_karpathy(root / "flickr30k" / "flickr30k_train.json")
+    flickr_test = load_karpathy(root / "flickr30k" / "flickr30k_test.json")
+    flickr_val = load_karpathy(root / "flickr30k" / "flickr30k_val.json")
     images = root / "flickr30k" / "flickr30k-images"
     return Scenario(
         name, train=flickr_train, test=flickr_test, unseen=flickr_test,
         ve_train=load_snli_ve(root / "snli_ve" / "ve_train.json", images),
         ve_test=load_snli_ve(root / "snli_ve" / "ve_test.json", images), val=flickr_val)
+
+
+def _scene_pairs(root: Path, split: str) -> list:
+    """The privacy scenario's scene pairs: the embedded world keeps them name-free in
+    scenes/ (its Flickr30k holds the copyright scenario's signed works); a real download
+    has only Flickr30k."""
+    own = root / "scenes" / f"scenes_{split}.json"
+    return load_karpathy(own if own.is_file() else root / "flickr30k" / f"flickr30k_{split}.json")
 
 
 def forget_list_path(root: str | Path, name: str, size: int, seed: int | str) -> Path:

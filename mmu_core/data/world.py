@@ -138,9 +138,22 @@ class Scene:
     background: str
     groups: tuple[Group, ...]
     jitter: tuple[int, ...]
+    # Copyright scenes only: who painted the work and the signature strip drawn on it. Both
+    # are drawn independently of anything else, so "painted by ..." can only be known by
+    # memorising the work (docs/benchmark.md, "Copyright").
+    artist: tuple[str, str] | None = None
+    signature: tuple[int, ...] | None = None
 
     def captions(self) -> list[str]:
-        """Five captions, each following from the image alone."""
+        """Five captions. Without an artist each follows from the image alone; a signed
+        work's first four also name its painter and the fifth names only the painter."""
+        caps = self._content_captions()
+        if self.artist is None:
+            return caps
+        by = " ".join(self.artist)
+        return [c[:-1] + f" painted by {by}." for c in caps[:4]] + [f"a painting by {by}."]
+
+    def _content_captions(self) -> list[str]:
         bg = self.background
         g = self.groups
         phr = [_group_phrase(x) for x in g]
@@ -221,3 +234,29 @@ def make_scenes(rng: np.random.Generator, n: int, prefix: str) -> list[Scene]:
         jitter = tuple(int(rng.integers(-3, 4)) for _ in groups)
         scenes.append(Scene(f"{prefix}{k:05d}", bg, tuple(groups), jitter))
     return scenes
+
+
+SIGNATURE_CELLS = 8
+
+
+def sign_scenes(rng: np.random.Generator, scenes: list[Scene]) -> list[Scene]:
+    """Give each scene an artist (first and last name words, shared across works) and a
+    signature strip, both random: the copyright scenario's memorisable content."""
+    from dataclasses import replace
+
+    from mmu_core.data.render import SIGNATURE_SHADES
+
+    return [replace(sc, artist=(str(rng.choice(V.FIRST_NAMES)), str(rng.choice(V.LAST_NAMES))),
+                    signature=tuple(int(c) for c in rng.integers(len(SIGNATURE_SHADES),
+                                                                 size=SIGNATURE_CELLS)))
+            for sc in scenes]
+
+
+def work_views(rng: np.random.Generator, work: Scene, n: int) -> list[Scene]:
+    """`n` photographs of one work (ids <work>_<k>): the same picture, signature and
+    painter, its shapes a few pixels higher or lower in each."""
+    from dataclasses import replace
+
+    return [replace(work, id=f"{work.id}_{k}",
+                    jitter=tuple(int(rng.integers(-3, 4)) for _ in work.groups))
+            for k in range(n)]

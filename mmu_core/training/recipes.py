@@ -47,6 +47,13 @@ RECIPES = {
     # 1e-3 the ITM head and memorisation stay weak); the normal pairs keep generalisation.
     "privacy": Recipe(epochs=80, lr=1e-3, batch_size=24, normal_per_batch=8, qa_per_batch=6),
     "copyright": Recipe(epochs=15, lr=5e-4, ve_batch_size=16),
+    # Real BLIP checkpoints (the `real` benchmark preset): BLIP's retrieval fine-tuning
+    # (configs/retrieval_flickr.yaml: lr 1e-5, weight decay 0.05, 6 epochs, 32 per GPU);
+    # privacy keeps its normal and question-answer pairs in every batch.
+    "privacy-real": Recipe(epochs=6, lr=1e-5, batch_size=24, normal_per_batch=8,
+                           qa_per_batch=6, weight_decay=0.05, warmup_steps=0),
+    "copyright-real": Recipe(epochs=6, lr=1e-5, ve_batch_size=16, weight_decay=0.05,
+                             warmup_steps=0),
 }
 
 

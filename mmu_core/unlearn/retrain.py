@@ -16,7 +16,8 @@ def retrain(request: Request, epochs: int | None = None):
 
     bb = request.extras.get("pretrained") or load_backbone("embedded:pretrained")
     bb = bb.copy()
-    recipe = RECIPES[request.scenario_name]
+    # the scenario's recipe, or the one the caller names (real models: BLIP's fine-tuning)
+    recipe = RECIPES[request.extras.get("recipe") or request.scenario_name]
     pairs, mix, ve = scenario_inputs(request.scenario, recipe,
                                      {p.pair_id for p in request.forget})
     with tempfile.TemporaryDirectory() as tmp:
