@@ -32,7 +32,7 @@ def _cmd_train(a) -> None:
 
     torch.set_num_threads(a.threads) if a.threads else None
     # one process per device under `accelerate launch` / torchrun; plain: this machine's GPU
-    acc = accelerator(a.cpu or not torch.cuda.is_available(), a.mixed_precision, a.grad_accum)
+    acc = accelerator(a.cpu or not torch.cuda.is_available(), a.mixed_precision)
     recipe = RECIPES[a.recipe]
     if a.recipe == "pretrain":
         if a.init:

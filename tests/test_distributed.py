@@ -84,3 +84,21 @@ def test_two_process_retrain_matches_one_process(tiny_world, tmp_path):
     assert "2 before" in log
     _close(s1, {**_summary(split), "_out": split})
     assert np.isfinite(r1)
+
+
+def test_gradient_accumulation_steps_the_optimiser_every_k_batches(tiny_world, tmp_path):
+    from mmu_core.data.scenarios import load_scenario
+    from mmu_core.models.backbone import load_backbone
+    from mmu_core.training.recipes import RECIPES, scenario_inputs, train
+
+    sc = load_scenario(tiny_world, "copyright")
+    recipe = RECIPES["copyright"]
+    pairs, mix, ve = scenario_inputs(sc, recipe)
+    bb = load_backbone("embedded:pretrained")
+    before = {k: v.clone() for k, v in bb.state_dict().items()}
+    s = train(bb, recipe, pairs, tmp_path / "acc", mix=mix, ve=ve, epochs=1, grad_accum=2,
+              keep_checkpoint=True, log=lambda *_: None)
+    state = torch.load(tmp_path / "acc" / "checkpoint" / "trainer_state.pt", weights_only=False)
+    batches = -(-len(pairs) // recipe.batch_size)
+    assert s["grad_accum"] == 2 and state["sched"]["last_epoch"] == -(-batches // 2)
+    assert any(not torch.equal(before[k], v) for k, v in bb.state_dict().items())

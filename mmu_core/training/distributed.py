@@ -12,6 +12,7 @@ resumes from its checkpoint on a different number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -80,25 +81,25 @@ def shard_of(accelerator, n: int) -> Shard:
 
 
 @functools.lru_cache(maxsize=None)
-def accelerator(cpu: bool = True, mixed_precision: str = "no", grad_accum: int = 1):
+def accelerator(cpu: bool = True, mixed_precision: str = "no"):
     """The process's Accelerator (accelerate keeps one state per process, so one per
-    setting). Parameters no process-group step uses (the VE head in privacy) are allowed."""
+    setting). Parameters no process-group step uses (the VE head in privacy) are allowed.
+    Gradient accumulation is `Stepper`'s (accelerate's own counts steps of a prepared
+    dataloader, and would carry an epoch's leftover batches into the next)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
     # device_placement=False: training runs where the caller put the model (the CLI puts
     # it on `accelerator().device`, one GPU per process)
     return Accelerator(cpu=cpu, mixed_precision=mixed_precision, device_placement=False,
-                       gradient_accumulation_steps=grad_accum,
                        kwargs_handlers=[DistributedDataParallelKwargs(
                            find_unused_parameters=True)])
 
 
-def accelerator_for(module: torch.nn.Module, mixed_precision: str = "no", grad_accum: int = 1):
+def accelerator_for(module: torch.nn.Module, mixed_precision: str = "no"):
     """The Accelerator matching where `module` already lives (training never moves a model
     the caller placed)."""
-    return accelerator(next(module.parameters()).device.type == "cpu", mixed_precision,
-                       grad_accum)
+    return accelerator(next(module.parameters()).device.type == "cpu", mixed_precision)
 
 
 class LossStep(nn.Module):
@@ -115,33 +116,40 @@ class LossStep(nn.Module):
 
 
 class Stepper:
-    """One optimiser step per call, through accelerate: autocast, backward (divided over
-    gradient accumulation), gradient clipping, DDP's gradient averaging, the scheduler on
-    real optimiser steps. `loss_fn(*args)` returns a dict of losses on this process's rows
-    (each its share of the batch mean, or the mean over its rows for equal shards); a call
-    returns the whole batch's losses as floats."""
+    """One training step per call, through accelerate: autocast, backward, gradient
+    clipping, DDP's gradient averaging, and the optimiser and scheduler every `grad_accum`
+    calls (each call's loss divided by it; `last=True` steps early, e.g. on an epoch's
+    final batch, so no gradient carries over). `loss_fn(*args)` returns a dict of losses on
+    this process's rows (each its share of the batch mean, or the mean over its rows for
+    equal shards); a call returns the whole batch's losses as floats."""
 
     def __init__(self, parts: dict[str, nn.Module], loss_fn, opt, sched=None,
                  clip: float | None = None, mixed_precision: str = "no", grad_accum: int = 1):
         first = next(iter(parts.values()))
-        self.acc = accelerator_for(first, mixed_precision, grad_accum)
+        self.acc = accelerator_for(first, mixed_precision)
         self.params = [q for m in parts.values() for q in m.parameters() if q.requires_grad]
         self.module, self.opt = self.acc.prepare(LossStep(parts, loss_fn), opt)
-        self.sched, self.clip = sched, clip
+        self.sched, self.clip, self.grad_accum, self.pending = sched, clip, grad_accum, 0
 
-    def __call__(self, *args, counts: dict[str, float] | None = None) -> dict[str, float]:
+    def __call__(self, *args, counts: dict[str, float] | None = None,
+                 last: bool = False) -> dict[str, float]:
         """`counts`: per-process numbers returned summed over processes (e.g. rows)."""
         acc = self.acc
         counts = counts or {}
-        with acc.accumulate(self.module), acc.autocast():
+        self.pending += 1
+        step = last or self.pending == self.grad_accum
+        # between optimiser steps DDP need not average gradients (no_sync)
+        with (contextlib.nullcontext() if step else acc.no_sync(self.module)), acc.autocast():
             losses = self.module(*args)
-            acc.backward(sum(losses.values()))
-            if self.clip is not None and acc.sync_gradients:
+            acc.backward(sum(losses.values()) / self.grad_accum)
+        if step:
+            if self.clip is not None:
                 acc.clip_grad_norm_(self.params, self.clip)
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
-        if self.sched is not None and acc.sync_gradients:
-            self.sched.step()
+            if self.sched is not None:
+                self.sched.step()
+            self.pending = 0
         # one reduction: each process holds its share of the mean
         device = next(iter(losses.values())).device
         stats = acc.reduce(torch.stack([v.detach().float() for v in losses.values()] + [

@@ -176,7 +176,7 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
     epochs = epochs or recipe.epochs
     if not pairs:
         raise ValueError("no training pairs")
-    acc = accelerator_for(bb, mixed_precision, grad_accum)
+    acc = accelerator_for(bb, mixed_precision)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)  # every process draws the same batches
     gen = torch.Generator().manual_seed(seed)
@@ -198,7 +198,7 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
 
     steps_per_epoch = math.ceil(len(pairs) / recipe.batch_size)
     total = steps_per_epoch * epochs
-    opt_steps = math.ceil(total / grad_accum)
+    opt_steps = epochs * math.ceil(steps_per_epoch / grad_accum)  # each epoch ends on a step
     opt = torch.optim.AdamW(bb.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
     def lr_at(step):  # linear warm-up, cosine decay to 10% (in optimiser steps)
@@ -264,7 +264,8 @@ def train(bb: Backbone, recipe: Recipe, pairs: list[Pair], out: str | Path, *,
                             v_labels[mine].to(bb.device), v_shard)
             shown = stepper(cache.pix(images[shard.rows]), ids.to(bb.device),
                             mask.to(bb.device), groups.to(bb.device), gen, shard, ve_batch,
-                            counts={"rows": shard.stop - shard.start})
+                            counts={"rows": shard.stop - shard.start},
+                            last=s == steps_per_epoch - 1)
             encoded += int(shown.pop("rows"))  # rows encoded by all processes together
             for k, v in shown.items():
                 sums[k] = sums.get(k, 0.0) + v
