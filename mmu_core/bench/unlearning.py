@@ -200,7 +200,8 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                 kw = {**tuned, **(settings or {})}
                 if method == "retrain" and preset.retrain_epochs:
                     kw.setdefault("epochs", preset.retrain_epochs)
-                extra = dict(extras()) if preset.sources is not EMBEDDED_SOURCES else {}
+                # the embedded default: each method loads its own (as the cells so far did)
+                extra = dict(extras()) if src != EMBEDDED_SOURCES else {}
                 if scenario in src.recipes:
                     extra["recipe"] = src.recipes[scenario]
                 request = Request.build(original, sc, ids, scenario, seed=seed, **extra)
