@@ -32,6 +32,15 @@ def _peak_mb(device: str) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _check(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("no CUDA device here: run with --device cpu, or on a GPU machine")
+
+
+def _name(device: str) -> str:
+    return torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+
+
 def device_check(device: str = "cuda", methods=tuple(QUICK), log=print) -> dict:
     from mmu_core.erasure.audit import AuditConfig, audit
     from mmu_core.erasure.forget_request import forget
@@ -42,8 +51,7 @@ def device_check(device: str = "cuda", methods=tuple(QUICK), log=print) -> dict:
     from mmu_core.unlearn import run
     from mmu_core.unlearn.request import Request
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("no CUDA device here: run with --device cpu, or on a GPU machine")
+    _check(device)
     root = default_world()
     sc = load_scenario(root, "privacy")
     ids = load_forget_ids(forget_list_path(root, "privacy", 5, 0))
@@ -89,8 +97,7 @@ def device_check(device: str = "cuda", methods=tuple(QUICK), log=print) -> dict:
     step("app forget request (ours)", lambda: forget(
         original, sc, "privacy", forget_pairs[:1], "ours", QUICK["ours"], captioner=gens[0],
         painter=gens[1]))
-    return {"device": device, "name": torch.cuda.get_device_name() if
-            device.startswith("cuda") else "cpu", "steps": steps,
+    return {"device": device, "name": _name(device), "steps": steps,
             "all_ok": all(s["ok"] for s in steps),
             "provenance": provenance({"bench": "device", "device": device})}
 
@@ -110,8 +117,7 @@ def real_size_step(device: str = "cuda", batch: int = 32, steps: int = 3,
     from mmu_core.training.distributed import Shard, Stepper
     from mmu_core.training.recipes import recipe_losses
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("no CUDA device here: run with --device cpu, or on a GPU machine")
+    _check(device)
     torch.manual_seed(0)
     config = BlipConfig()
     bb = Backbone(BlipForImageTextRetrieval(config), processor=None).to(device).train()
@@ -136,8 +142,7 @@ def real_size_step(device: str = "cuda", batch: int = 32, steps: int = 3,
             times.append(time.perf_counter() - t0)
             log({"step": k, "seconds": round(times[-1], 2), "peak_mb": _peak_mb(device)})
     rest = times[1:] or times
-    return {"device": device, "name": torch.cuda.get_device_name() if
-            device.startswith("cuda") else "cpu", "batch": batch,
+    return {"device": device, "name": _name(device), "batch": batch,
             "mixed_precision": mixed_precision,
             "parameters_m": round(sum(p.numel() for p in bb.parameters()) / 1e6, 1),
             "first_step_s": round(times[0], 2), "step_s": round(sum(rest) / len(rest), 2),
