@@ -424,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Diffusion on the generic pretraining corpus")
     tg.add_argument("--data", required=True)
     tg.add_argument("--out", required=True, help="folder for blip2-embedded/ and sd-embedded/")
-    tg.add_argument("--which", default="both", choices=["captioner", "painter", "classifier", "both"],
+    tg.add_argument("--which", default="both",
+                    choices=["captioner", "painter", "classifier", "both"],
                     help="both = all three (the classifier serves the IS-style measure)")
     tg.add_argument("--captioner-epochs", type=int, default=6)
     tg.add_argument("--vae-epochs", type=int, default=4)

@@ -60,6 +60,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
     # custom values allowed: any training pair id can be named, not only the gallery's
     chosen = gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True,
                          label="Forget set: training pairs")
+    whole = gr.Button("Add the rest of their groups (a person's every pair, a work's every "
+                      "view)", size="sm", elem_id="whole-groups")
     with gr.Row():
         with gr.Column():
             upload = gr.File(label="…or upload an image (PNG/JPEG, up to 5 MB)",
@@ -97,6 +99,15 @@ def create_forget_tab(engine: Engine, key: gr.State):
     def add_pick(name, current, evt: gr.SelectData):
         pid = engine.gallery(name)[evt.index].pair_id
         return gr.update(value=sorted(set(current or []) | {pid}))
+
+    @user_errors
+    def add_whole_groups(name, current):
+        sc = engine.scenarios[name]
+        ids = sc.whole_groups(current or [])  # an unknown id: DataError, shown on the page
+        by_id = {p.pair_id: p for p in sc.train}
+        shown = [_choice(p) for p in engine.gallery(name)]
+        extra = [_choice(by_id[i]) for i in ids if i not in {c[1] for c in shown}]
+        return gr.update(choices=shown + extra, value=ids)
 
     @user_errors
     def show_upload(path):
@@ -214,6 +225,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
     # page-only events (a click in the gallery, clearing the upload, the page load) are
     # not API endpoints: /gallery and the forget set's ids cover them for a client
     gallery.select(add_pick, [scenario, chosen], chosen, api_name=False)
+    whole.click(add_whole_groups, [scenario, chosen], chosen, api_name="whole_groups")
     upload.upload(show_upload, upload, preview, api_name="upload")
     upload.clear(lambda: None, None, preview, api_name=False)
     score_btn.click(score, [upload, text, scenario, model_id], status, api_name="score",

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 API_NAMES = {"/gallery", "/upload", "/score", "/forget", "/teach_then_forget", "/inspect",
-             "/compare", "/report", "/download", "/push", "/forget_more", "/audit"}
+             "/compare", "/report", "/download", "/push", "/forget_more", "/audit",
+             "/whole_groups"}
 TEXT = "mira solberg is a baker from oslo."
 
 
@@ -69,6 +70,17 @@ def test_gallery_lists_training_pairs(client):
     items, choices = client.predict("copyright", api_name="/gallery")
     assert len(items) > 5 and all(item["caption"] for item in items)
     assert len(choices["choices"]) == len(items)
+
+
+def test_whole_groups_adds_a_works_other_views(client):
+    _, choices = client.predict("copyright", api_name="/gallery")
+    pick = choices["choices"][0][1]
+    grown = client.predict("copyright", [pick], api_name="/whole_groups")
+    work = pick.rsplit("_", 1)[0]  # S00012_3: view 3 of work S00012
+    assert pick in grown["value"] and len(grown["value"]) == 5
+    assert {i.rsplit("_", 1)[0] for i in grown["value"]} == {work}
+    with pytest.raises(Exception, match="not in the copyright training data"):
+        client.predict("copyright", ["S99999_9"], api_name="/whole_groups")
 
 
 def test_upload_shows_a_preview_or_a_clear_error(client, face, tmp_path):

@@ -43,7 +43,8 @@ def test_save_and_load_roundtrip_is_exact(tiny_backbone, tmp_path):
     from PIL import Image
 
     img = [Image.new("RGB", (32, 32), (10, 200, 10))]
-    a, b = bb.eval().score_pairs(img, ["a green wall ."]), again.score_pairs(img, ["a green wall ."])
+    text = ["a green wall ."]
+    a, b = bb.eval().score_pairs(img, text), again.score_pairs(img, text)
     assert torch.allclose(a["itm"], b["itm"]) and torch.allclose(a["fused_cls"], b["fused_cls"])
     assert float(again.temp.detach()) == pytest.approx(0.123)
     assert torch.equal(again.ve_head.weight, bb.ve_head.weight)

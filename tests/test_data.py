@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mmu_core.data.generate import EXPECTED_FINGERPRINTS, fingerprint, generate_world
-from mmu_core.data.loaders import (load_karpathy, load_mllmu, load_snli_ve, open_image,
-                                   profile_mcqs, profile_pairs, read_id_list)
+from mmu_core.data.loaders import (DataError, load_karpathy, load_mllmu, load_snli_ve,
+                                   open_image, profile_mcqs, profile_pairs, read_id_list)
 from mmu_core.data.scenarios import forget_list_path, load_scenario
 
 
@@ -109,6 +109,20 @@ def test_forget_lists_name_training_pairs(tiny_world):
         # other pair of a forgotten person or work
         assert len({p.group for p in d_f}) == size // 5
         assert not {p.group for p in d_f} & {p.group for p in d_r}
+
+
+def test_whole_groups_adds_a_picks_siblings(tiny_world):
+    """One pick grows to what the benchmark forgets: the person's every profile pair, the
+    work's every view (the app's "add the rest of their groups")."""
+    for name in ("privacy", "copyright"):
+        sc = load_scenario(tiny_world, name)
+        first = sc.train[0]
+        siblings = {p.pair_id for p in sc.train if p.group == first.group}
+        assert len(siblings) == 5
+        assert set(sc.whole_groups([first.pair_id])) == siblings
+        assert sc.whole_groups([]) == []
+        with pytest.raises(DataError, match="not in the"):
+            sc.whole_groups(["no-such-pair"])
 
 
 def test_default_world_sizes_mirror_the_paper(world):

@@ -52,6 +52,14 @@ class Scenario:
                             f"({len(known)} ids): nothing would remain")
         return ids
 
+    def whole_groups(self, pair_ids) -> list[str]:
+        """The ids of every training pair sharing a group with `pair_ids` (privacy: all of
+        a person's profile pairs; copyright: every view of a work), in data order: what
+        the benchmark's forget sets hold, where one pick would leave its siblings."""
+        ids = self.check_forget(list(pair_ids)) if pair_ids else set()
+        groups = {p.group for p in self.train if p.pair_id in ids}
+        return list(dict.fromkeys(p.pair_id for p in self.train if p.group in groups))
+
     def validation_view(self) -> "Scenario":
         """The scenario as settings are tuned on it (docs/benchmark.md): the validation split
         stands in for D_test, and for the never-trained pairs where those are D_test's own

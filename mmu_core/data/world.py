@@ -116,7 +116,7 @@ def make_people(rng: np.random.Generator, n: int) -> list[Person]:
     if n > len(all_faces):
         raise ValueError(f"at most {len(all_faces)} distinct faces, asked for {n} people")
     faces = [all_faces[i] for i in rng.permutation(len(all_faces))[:n]]
-    names = [(f, l) for f in V.FIRST_NAMES for l in V.LAST_NAMES]
+    names = [(first, last) for first in V.FIRST_NAMES for last in V.LAST_NAMES]
     chosen = rng.permutation(len(names))[:n]
     people = []
     for k, (face, ni) in enumerate(zip(faces, chosen)):

@@ -245,7 +245,8 @@ def comparison(outcome: Outcome, retrained: Backbone, max_pairs: int = 300, seed
     ids = [p.pair_id for p in outcome.forget]
     models = {"original": outcome.original, "unlearned": outcome.unlearned,
               "retrained": retrained}
-    results = {name: evaluate(bb, outcome.scenario_data, ids, max_pairs=max_pairs, seed=seed) for name, bb in models.items()}
+    results = {name: evaluate(bb, outcome.scenario_data, ids, max_pairs=max_pairs, seed=seed)
+               for name, bb in models.items()}
     heads = {name: r["headline"] for name, r in results.items()}
     return {"models": heads, "metrics": list(heads["retrained"]),
             "table_md": headline_table(results, retrain="retrained"),

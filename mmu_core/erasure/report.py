@@ -61,9 +61,10 @@ def evidence_header() -> list[str]:
 def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
                    model_id: str = "embedded", flavour: str = "internal",
                    record: dict | None = None, audit: dict | None = None) -> str:
-    """The HTML erasure report (with the audit of `erasure.audit` when there is one). `internal`: everything, the forgotten pairs included (for
-    the requester's own records); `public`: the model card's content only (`record`, from
-    erasure.export), nothing that shows what was forgotten."""
+    """The HTML erasure report (with the audit of `erasure.audit` when there is one).
+    `internal`: everything, the forgotten pairs included (for the requester's own records);
+    `public`: the model card's content only (`record`, from erasure.export), nothing that
+    shows what was forgotten."""
     if flavour == "public":
         if record is None:
             raise ValueError("the public report is the model card: export the model first")

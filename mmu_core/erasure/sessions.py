@@ -13,7 +13,8 @@ class Expired(KeyError):
     """The result behind a key is gone (its time ran out or it was never there)."""
 
     def __str__(self) -> str:
-        return "This result has expired (results are kept for a while only); please run the request again."
+        return ("This result has expired (results are kept for a while only); please run the "
+                "request again.")
 
 
 class SessionStore:
