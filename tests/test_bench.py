@@ -72,3 +72,43 @@ def test_device_check_runs_every_step_and_reports_time_and_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="no CUDA device"):
         device_check("cuda")
+
+
+def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeypatch, world):
+    """Issue 13's audit table: every method's result in an audited cell is audited against
+    its seed's Retrain, which is trained once (by its own cell) and kept outside the
+    results folder for the others' audits."""
+    from dataclasses import replace
+
+    import mmu_core.unlearn as unlearn
+    from mmu_core.bench import unlearning as U
+
+    monkeypatch.setenv("MMU_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    real_run = unlearn.run
+
+    def counting_run(method, request, **kw):
+        calls.append(method)
+        return real_run(method, request, **kw)
+
+    monkeypatch.setattr(unlearn, "run", counting_run)
+    preset = replace(U.PRESETS["smoke"], methods=("ga", "retrain"), retrain_epochs=1,
+                     audits=(("privacy", 5),), audit_relearn_steps=(0, 2), eval_max_pairs=100)
+    out = tmp_path / "audited"
+    U.run_preset("smoke", out, data=world, preset=preset, log=lambda *_: None)
+    assert calls.count("retrain") == 1 and calls[0] == "retrain"  # Retrain first, once
+    assert (U.kept_model_dir(out, "privacy-5-s0-retrain") / "config.json").is_file()
+    cells = {p.stem: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
+    assert "audit" not in cells["privacy-5-s0-retrain"]
+    for name in ("privacy-5-s0-original", "privacy-5-s0-ga"):
+        audit = cells[name]["audit"]
+        assert {"relearn", "quantisation", "per_pair", "cka"} <= set(audit)
+        assert audit["relearn"]["benign"]["retrain"][0]["step"] == 0
+    # the original is audited against the same Retrain as GA: its reference row agrees
+    ref = [U.audit_values(cells[n]["audit"])["retrain:loss AUC"]
+           for n in ("privacy-5-s0-original", "privacy-5-s0-ga")]
+    assert ref[0] == ref[1]
+    table = (out / "tables.md").read_text()
+    assert "## Audit, privacy, forget 5" in table
+    for row in ("| original |", "| ga |", "| retrain (reference) |"):
+        assert row in table.split("## Audit")[1]

@@ -4,7 +4,9 @@ kept and skipped), then tables shaped like the paper's Tables 1-4, Figure 6 and 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field, replace
 from itertools import zip_longest
@@ -48,6 +50,10 @@ class Preset:
     overrides: dict = field(default_factory=dict)
     extra_seeds: dict = field(default_factory=dict)  # "scenario-size" -> more seeds
     tuned: bool = False  # each method with the protocol's tuned settings (docs/benchmark.md)
+    # (scenario, size) cells where every method's result is also audited (docs/audit.md)
+    # against its seed's Retrain: relearning, quantisation, per-pair attacks, CKA
+    audits: tuple = ()
+    audit_relearn_steps: tuple = (0, 5, 20)
     sources: Sources = EMBEDDED_SOURCES
 
     def seeds_of(self, scenario: str, size: int) -> tuple:
@@ -62,7 +68,8 @@ PRESETS = {
     "paper": Preset(grid={"privacy": (5, 50, 500), "copyright": (35, 170)}, seeds=(0, 1, 2),
                     retrain_epochs=None, eval_max_pairs=1000,
                     ablations=(("privacy", 50), ("copyright", 35)),
-                    extra_seeds={"privacy-5": (3, 4)}, tuned=True),
+                    extra_seeds={"privacy-5": (3, 4)}, tuned=True,
+                    audits=(("privacy", 5), ("copyright", 35))),
     # the paper's grid on the real datasets (--data: a folder in the layout of
     # docs/embedded-world.md, i.e. the downloads' own) and models (REAL_SOURCES, each can be
     # overridden). The embedded tuning does not transfer: every method runs its defaults
@@ -81,6 +88,15 @@ ABLATIONS = {
     **{f"N_R2={n}": {"n_texts": n} for n in (2, 4)},
     **{f"alpha={a}": {"alpha": a} for a in (0.25, 0.5, 0.75)},
 }
+
+
+def kept_model_dir(out: Path, name: str) -> Path:
+    """Where a benchmark keeps the Retrain model of an audited cell, so that each method's
+    audit (maybe in a later run) reads it instead of training it again: outside the
+    results folder (weights are not results), keyed by that folder's path."""
+    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:10]
+    root = Path(os.environ.get("MMU_CACHE_DIR", Path.home() / ".cache" / "mmu"))
+    return root / "bench-models" / f"{Path(out).name}-{key}" / name
 
 
 def cached_cell(out: Path, name: str, compute) -> dict | None:
@@ -183,9 +199,35 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
     t0 = time.time()
     order = iter(range(10 ** 9))  # each cell's place in the fixed order, for sharding
 
+    def retrained_for(scenario, size, seed, request):
+        """The seed's Retrain for an audit: kept when its cell was computed, else trained."""
+        from mmu_core.models.backbone import load_backbone as load
+
+        folder = kept_model_dir(out, f"{scenario}-{size}-s{seed}-retrain")
+        if (folder / "config.json").is_file():
+            return load(str(folder), device)
+        epochs = {"epochs": preset.retrain_epochs} if preset.retrain_epochs else {}
+        model, _ = run("retrain", request, **epochs)
+        model.save_pretrained(folder)
+        return model
+
+    def audit_against_retrain(scenario, size, seed, sc, ids, original, model):
+        from mmu_core.erasure.audit import AuditConfig, audit
+
+        extra = dict(extras()) if src != EMBEDDED_SOURCES else {}
+        if scenario in src.recipes:
+            extra["recipe"] = src.recipes[scenario]
+        request = Request.build(original, sc, ids, scenario, seed=seed, **extra)
+        retrained = retrained_for(scenario, size, seed, request)
+        reference = (extras()["pretrained"] if src != EMBEDDED_SOURCES
+                     else load_backbone(src.pretrained, device))
+        config = AuditConfig(relearn_steps=preset.audit_relearn_steps, seed=seed)
+        return audit(model, original, retrained, reference, sc, ids, config, progress=False)
+
     def one(scenario, size, seed, method, settings=None, tag=None):
         name = f"{scenario}-{size}-s{seed}-{tag or method}"
         mine = shard is None or next(order) % shard[1] == shard[0]
+        audited = (scenario, size) in preset.audits and tag is None
 
         def compute():
             sc = load_scenario(root, scenario)
@@ -206,6 +248,8 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                     extra["recipe"] = src.recipes[scenario]
                 request = Request.build(original, sc, ids, scenario, seed=seed, **extra)
                 model, info = run(method, request, **kw)
+                if method == "retrain" and audited:
+                    model.save_pretrained(kept_model_dir(out, name))
             metrics = evaluate(model, sc, ids, max_pairs=preset.eval_max_pairs, seed=seed,
                                progress=False)
             result = {"cell": name, "scenario": scenario, "size": size, "seed": seed,
@@ -213,6 +257,9 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                       "metrics": metrics,
                       "provenance": provenance({"preset": preset_name,
                                                 "sources": src.__dict__})}
+            if audited and method != "retrain":
+                result["audit"] = audit_against_retrain(scenario, size, seed, sc, ids, original,
+                                                        model)
             if method == "ours" and tag is None and seed == preset.seeds[0]:
                 d_f, d_r = sc.split(ids)
                 result["word_shifts"] = word_shifts(original, model,
@@ -227,8 +274,10 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
     # first seed everywhere, then the ablations, then the other seeds: a run cut short
     # still leaves a complete first pass
     grid = [(sc, size) for sc, sizes in preset.grid.items() for size in sizes]
+    # Retrain first: an audited cell's Retrain model is kept for the others' audits
+    order_methods = tuple(sorted(("original",) + preset.methods, key=lambda m: m != "retrain"))
     for scenario, size in grid:
-        for method in ("original",) + preset.methods:
+        for method in order_methods:
             one(scenario, size, preset.seeds[0], method)
     for scenario, size in preset.ablations:
         for tag, settings in ABLATIONS.items():
@@ -236,7 +285,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
     for k in range(1, max(len(preset.seeds_of(*g)) for g in grid)):
         for scenario, size in grid:
             seeds = preset.seeds_of(scenario, size)
-            for method in ("original",) + preset.methods if k < len(seeds) else ():
+            for method in order_methods if k < len(seeds) else ():
                 one(scenario, size, seeds[k], method)
     out.mkdir(parents=True, exist_ok=True)
     expected = sum(len(preset.seeds_of(*g)) for g in grid) * (1 + len(preset.methods)) + len(
@@ -299,6 +348,73 @@ def method_rows(by: dict, scenario: str, size: int, methods) -> dict:
     return rows
 
 
+def audit_values(audit: dict) -> dict:
+    """The audit table's figures of one audited cell (docs/audit.md), as name -> value; the
+    Retrain reference's under "retrain:" names. Relearning figures are at the last step."""
+    last = {mode: curves for mode, curves in audit["relearn"].items() if mode != "gap"}
+    fusion = sorted(k for k in audit["cka"]["D_f"]["unlearned_vs_retrain"]
+                    if k.startswith("fusion"))[-1]
+    v = {}
+    for who in ("unlearned", "retrain"):
+        pre = "" if who == "unlearned" else "retrain:"
+        curve = last["benign"][who]
+        v[pre + "R@D_f k=0"] = curve[0]["R@D_f"]
+        v[pre + "R@D_f benign"] = curve[-1]["R@D_f"]
+        if "targeted" in last:
+            v[pre + "R@D_f targeted"] = last["targeted"][who][-1]["R@D_f"]
+        q = audit["quantisation"][who]
+        v[pre + "int8 shift"] = q["int8"]["R@D_f"] - q["fp32"]["R@D_f"]
+        v[pre + "loss AUC"] = audit["per_pair"][who]["loss"]["auc"]
+        v[pre + "calibrated AUC"] = audit["per_pair"][who]["calibrated"]["auc"]
+    v["benign gap"] = audit["relearn"]["gap"]["benign"][-1]["R@D_f"]
+    v["CKA vs Retrain"] = audit["cka"]["D_f"]["unlearned_vs_retrain"][fusion]
+    v["CKA vs original"] = audit["cka"]["D_f"]["unlearned_vs_original"][fusion]
+    return v
+
+
+AUDIT_COLUMNS = ("R@D_f k=0", "R@D_f benign", "benign gap", "R@D_f targeted", "int8 shift",
+                 "loss AUC", "calibrated AUC", "CKA vs Retrain", "CKA vs original")
+
+
+def audit_markdown_table(by: dict, scenario: str, size: int, methods) -> list[str]:
+    """Per method, mean ± std over seeds of the audit's figures, and Retrain's own row."""
+    rows, ref = {}, {}
+    for method in methods:
+        for c in by.get((scenario, size, method), []):
+            if "audit" not in c:
+                continue
+            for k, x in audit_values(c["audit"]).items():
+                if k.startswith("retrain:"):
+                    ref.setdefault(k[8:], {}).setdefault(c["seed"], x)
+                else:
+                    rows.setdefault(method, {}).setdefault(k, []).append(x)
+    if not rows:
+        return []
+    steps = next(c for m in methods for c in by.get((scenario, size, m), [])
+                 if "audit" in c)["audit"]["config"]["relearn_steps"][-1]
+
+    def cell(values):
+        return f"{_mean(values):.2f} ± {_std(values):.2f}" if values else "-"
+
+    md = [f"## Audit, {scenario}, forget {size}: does the forgetting hold?", "",
+          f"Mean ± std over seeds. R@D_f at k=0 and after {steps} steps of benign relearning "
+          f"(fine-tuning on D_r only); benign gap: unlearned minus Retrain after {steps} "
+          "steps (Retrain relearned the same way); targeted: R@D_f of the held-out half of "
+          f"D_f after {steps} steps on the other half; int8 shift: R@D_f after int8 dynamic "
+          "quantisation minus before; AUCs of D_f against never-trained pairs (0.5 = "
+          "indistinguishable; per-pair loss attack and its reference-calibrated form); CKA "
+          "of the last fusion layer on D_f (1 = the same representation).", "",
+          "| method | " + " | ".join(AUDIT_COLUMNS) + " | n |", "|---" * (len(AUDIT_COLUMNS) + 2)
+          + "|"]
+    for method, v in rows.items():
+        md.append(f"| {method} | " + " | ".join(cell(v.get(k, [])) for k in AUDIT_COLUMNS)
+                  + f" | {len(v['benign gap'])} |")
+    md.append("| retrain (reference) | " + " | ".join(
+        cell(list(ref[k].values())) if k in ref else "-" for k in AUDIT_COLUMNS)
+              + f" | {len(ref.get('loss AUC', {}))} |")
+    return md + [""]
+
+
 def write_tables(cells: dict, out: Path, preset: Preset) -> None:
     """tables.md (Markdown), tables.json and cells.csv from the computed cells."""
     import csv
@@ -337,6 +453,8 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
             if any(used.values()):
                 md += [f"Settings used ({scenario}, forget {size}): " + "; ".join(
                     f"{m} `{json.dumps(s)}`" for m, s in used.items() if s), ""]
+    for scenario, size in preset.audits:
+        md += audit_markdown_table(by, scenario, size, ("original",) + preset.methods)
     for scenario, size in preset.ablations:
         seed = preset.seeds[0]
         ref = cells.get(f"{scenario}-{size}-s{seed}-retrain")
