@@ -60,17 +60,27 @@ def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_b
                         eval_max_pairs=40, log=lambda *_: None,
                         models={"privacy": tiny_backbone, "copyright": tiny_backbone})
     assert again["settings"] == out["settings"]
-    # with a cell missing, nothing is chosen: the table says PARTIAL, no settings are written
-    cells = sorted((tmp_path / "tune" / "cells").glob("*-ga-3.json"))
-    cells[0].unlink()
+    # with no cells nothing is chosen and no settings file is written
     partial = tuning.tune(tmp_path / "partial", data=tiny_world, grids=grid,
                           log=lambda *_: None, tables_only=True)
     assert partial["settings"] == {} and not partial["complete"]
+    assert not (tmp_path / "partial" / "settings.json").exists()
+    # with one copyright cell missing, copyright chooses nothing; privacy (complete, and
+    # its choice reads only its own cells) keeps its settings; the table says PARTIAL
     (tmp_path / "partial" / "cells").mkdir(parents=True)
     for c in (tmp_path / "tune" / "cells").glob("*.json"):
-        (tmp_path / "partial" / "cells" / c.name).write_bytes(c.read_bytes())
+        if c.name != "copyright-5-val-0-ga-3.json":
+            (tmp_path / "partial" / "cells" / c.name).write_bytes(c.read_bytes())
     partial = tuning.tune(tmp_path / "partial", data=tiny_world, grids=grid,
-                          log=lambda *_: None, tables_only=True,
-                          models={"privacy": tiny_backbone, "copyright": tiny_backbone})
-    assert not partial["complete"] and not (tmp_path / "partial" / "settings.json").exists()
+                          log=lambda *_: None, tables_only=True)
+    assert not partial["complete"] and partial["complete_scenarios"] == ["privacy"]
+    assert partial["settings"] == {"privacy": out["settings"]["privacy"]}
+    saved = json.loads((tmp_path / "partial" / "settings.json").read_text())
+    assert saved["settings"] == partial["settings"]
     assert "PARTIAL" in (tmp_path / "partial" / "validation.md").read_text()
+    assert (tmp_path / "partial" / "partial.json").exists()
+    # a changed grid never reuses another setting's cell (cells are named by position)
+    changed = {"ga": [{"steps": 2, "lr": 1e-5}] + grid["ga"][1:]}
+    with pytest.raises(ValueError, match="remove ga's cells"):
+        tuning.tune(tmp_path / "partial", data=tiny_world, grids=changed,
+                    log=lambda *_: None, tables_only=True)

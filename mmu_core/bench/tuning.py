@@ -50,14 +50,20 @@ def check_grids(grids: dict = GRIDS) -> None:
                 raise ValueError(f"{method}: {s} exceeds the step cap {STEP_CAP}")
 
 
-def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods=None,
+SCENARIOS = ("privacy", "copyright")
+
+
+def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
          grids: dict = GRIDS, eval_max_pairs: int = 300, retrain_epochs: int | None = None,
          models=None, log=print, tables_only: bool = False) -> dict:
-    """Run the missing validation cells, then choose each method's settings per scenario
-    and validated size. `models` maps a scenario to its original (default: the embedded
-    one); `retrain_epochs` shortens Retrain (tests only: the protocol uses the recipe's).
-    With `tables_only`, compute nothing: tabulate the cells there are. settings.json is
-    written only when every cell exists; before that, validation.md says PARTIAL."""
+    """Run the missing validation cells of `scenarios`, then tabulate every scenario's
+    cells and choose each method's settings per validated size. `models` maps a scenario
+    to its original (default: the embedded one); `retrain_epochs` shortens Retrain (tests
+    only: the protocol uses the recipe's). With `tables_only`, compute nothing.
+
+    A scenario's settings are chosen only once every one of its cells exists (its choice
+    reads nothing else); settings.json holds the scenarios complete so far, and while any
+    is not, partial.json holds the whole table and validation.md says PARTIAL."""
     from mmu_core.bench.unlearning import cached_cell
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import load_forget_ids, load_scenario, validation_sets
@@ -69,13 +75,17 @@ def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods
     from mmu_core.unlearn.request import Request
 
     check_grids(grids)
-    methods = list(methods or grids)
+    run_methods = set(methods or grids)  # what to compute; every method is tabulated
+    methods = list(grids)
     out, root = Path(out), Path(data or default_world())
     t0 = time.time()
-    chosen, table, complete = {}, {}, True
-    for scenario in scenarios:
+    chosen, table, done = {}, {}, []
+    for scenario in SCENARIOS:
+        computing = scenario in scenarios and not tables_only
         view = load_scenario(root, scenario).validation_view()
-        original = (models or {}).get(scenario) or load_backbone(f"embedded:{scenario}")
+        original = ((models or {}).get(scenario) or load_backbone(f"embedded:{scenario}")
+                    if computing else None)
+        complete = True
         for size, lists in validation_sets(root, scenario).items():
             scores = {}  # (method, k) -> [avg_g per validation set]
             for vpath in lists:
@@ -97,7 +107,14 @@ def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods
                                 "settings": settings, "unlearning": info, "metrics": metrics,
                                 "provenance": provenance({"protocol": "tuning"})}
 
-                    result = cached_cell(out, name, None if tables_only else compute)
+                    wanted = computing and method in run_methods | {"retrain"}
+                    result = cached_cell(out, name, compute if wanted else None)
+                    if result is not None and result["settings"] != settings:
+                        # cells are named by their place in the grid: a changed grid
+                        # must not reuse another setting's figures
+                        raise ValueError(f"{name}.json holds {result['settings']}, the grid "
+                                         f"says {settings}: remove {method}'s cells after "
+                                         "changing its grid")
                     if result is not None:
                         log(f"[{time.time() - t0:7.1f} s] {name}: "
                             f"{result['unlearning']['seconds']} s")
@@ -126,28 +143,40 @@ def tune(out: str | Path, data=None, scenarios=("privacy", "copyright"), methods
                                                                for k in sorted(means)],
                     "chosen": best, "validation_sets": len(scores[method, best]),
                     "validation_sets_declared": len(lists)}
+        if complete and scenario in chosen:
+            done.append(scenario)
+        else:
+            chosen.pop(scenario, None)  # nothing is chosen from part of a scenario's cells
+    complete = done == [s for s in SCENARIOS if validation_sets(root, s)]
     result = {"protocol": "docs/benchmark.md", "step_cap": STEP_CAP, "grid_size": GRID_SIZE,
               "selection": "lowest mean retrieval Avg.G to Retrain over the validation sets, "
                            "validation split in place of D_test",
-              "complete": complete, "settings": chosen, "validation": table,
-              "provenance": provenance({"scenarios": list(scenarios), "methods": methods})}
+              "complete": complete, "complete_scenarios": done, "settings": chosen,
+              "validation": table,
+              "provenance": provenance({"scenarios": list(scenarios),
+                                        "methods": sorted(run_methods)})}
     out.mkdir(parents=True, exist_ok=True)
-    (out / ("settings.json" if complete else "partial.json")).write_text(
-        json.dumps(result, indent=1))
+    if done:
+        (out / "settings.json").write_text(json.dumps(result, indent=1))
+    else:
+        (out / "settings.json").unlink(missing_ok=True)
     if complete:
         (out / "partial.json").unlink(missing_ok=True)
+    else:
+        (out / "partial.json").write_text(json.dumps(result, indent=1))
     (out / "validation.md").write_text(validation_markdown(result))
     return result
 
 
 def validation_markdown(result: dict) -> str:
+    done = result.get("complete_scenarios", [])
     md = ["# Tuning on the validation forget sets"
           + ("" if result["complete"] else " (PARTIAL: not every cell is computed yet; "
-             "no settings are chosen from this)"), "",
+             "settings are chosen only for the scenarios complete so far: "
+             + (", ".join(done) or "none") + ")"), "",
           f"Selection: {result['selection']}. Step cap {result['step_cap']}, "
-          f"{result['grid_size']} settings per method. Mean Avg.G per setting ("
-          + ("chosen" if result["complete"] else "lowest so far") + " in bold).",
-          ""]
+          f"{result['grid_size']} settings per method. Mean Avg.G per setting (in bold: "
+          "the chosen one, or in an incomplete scenario the lowest so far).", ""]
     for key, row in result["validation"].items():
         cells = [f"**{v:.2f}**" if i == row["chosen"] else f"{v:.2f}"
                  for i, v in enumerate(row["mean_avg_g"])]
