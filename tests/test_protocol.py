@@ -66,6 +66,26 @@ def test_eq3_and_eq4_on_a_hand_made_case():
     assert float(terms["l_cf"]) == pytest.approx(np.log(2 * p_n / p_p), abs=1e-6)
 
 
+def test_the_hinge_stops_pushing_a_pair_already_below_its_mismatch():
+    """hinge=True: a row's N-terms (L_cl and L_cf) count only while the pair scores above
+    its image with another group's text; the P-terms are untouched."""
+    bb = TokenBackbone()
+    alpha = torch.tensor([[1.0, 0.0]])
+    plain = ours.edit_losses(bb, X_IMG, X_TXT, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha,
+                             ours.Settings())
+    hinge = ours.Settings(hinge=True)
+    below = (t([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[1, 1]]))  # matches nothing
+    above = (t([[2, 0], [0, 2]]), torch.tensor([[1, 1]]))  # scores above X_2 on both heads
+    still = ours.edit_losses(bb, X_IMG, X_TXT, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha, hinge,
+                             mismatch=below)
+    done = ours.edit_losses(bb, X_IMG, X_TXT, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha, hinge,
+                            mismatch=above)
+    for key in ("cl_n", "cf_n", "cl_p", "cf_p"):
+        assert float(still[key]) == pytest.approx(float(plain[key]))
+    assert float(done["cl_n"]) == 0 and float(done["cf_n"]) == 0
+    assert float(done["cl_p"]) == pytest.approx(float(plain["cl_p"]))
+
+
 def test_a_constant_alpha_scales_s_instead_of_cancelling():
     s = torch.tensor([[0.9, 0.5, 0.0]])
     mask = torch.tensor([[1.0, 1.0, 0.0]])

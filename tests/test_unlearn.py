@@ -114,3 +114,28 @@ def test_slug_says_when_its_target_is_out_of_reach(request_5):
     reachable = run("slug", request_5, search_steps=6)[1]
     if reachable["target_reached"]:
         assert reachable["forget_signal_after"] <= reachable["target"] + 1e-3
+
+
+def test_sample_exactly_fills_every_row():
+    from mmu_core.unlearn.request import sample, sample_exactly
+
+    pool = [Pair(f"{i}.png", f"t{i}", f"G{i}", f"G{i}_0") for i in range(4)]
+    drawn = sample_exactly(pool, 10, torch.Generator().manual_seed(0))
+    assert len(drawn) == 10 and {p.pair_id for p in drawn[:4]} == {p.pair_id for p in pool}
+    # a pool large enough gives `sample`'s own draw (cells computed before stay valid)
+    assert sample_exactly(pool, 3, torch.Generator().manual_seed(1)) == sample(
+        pool, 3, torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("method,settings", [
+    ("adv", {"steps": 1}), ("ours", {"max_steps": 1, "strategy": "random"})])
+def test_methods_run_when_d_f_outnumbers_the_other_groups(method, settings, world):
+    """Privacy forget-500 leaves 250 pairs of other people for 500 rows: the methods that
+    draw one other-group text per row (Adv's targets, ours' mismatch texts) still run."""
+    sc = load_scenario(world, "privacy")
+    groups = sorted({p.group for p in sc.train})[:110]
+    ids = [p.pair_id for p in sc.train if p.group in groups]
+    request = Request.build(load_backbone("embedded:privacy"), sc, ids, "privacy", seed=0)
+    assert len(request.forget) > 2 * len(request.retain)
+    _, info = run(method, request, **settings)
+    assert not info["forget_scores"]["untouched"]

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from mmu_core.unlearn import register
-from mmu_core.unlearn.request import Request, optimiser, pair_loss, sample, step, tensors
+from mmu_core.unlearn.request import (Request, optimiser, pair_loss, sample, sample_exactly,
+                                      step, tensors)
 
 
 def _adversarial(bb, pix, target_ids, target_mask, eps=0.03, steps=5):
@@ -63,7 +64,7 @@ def adversarial(request: Request, steps: int = 10, lr: float = 1e-4, batch_size:
     # adversarial examples: each forgetting image pushed to match another group's text
     f_pix, f_ids, f_mask = tensors(bb, request.forget)
     other = [p for p in request.retain if p.group not in {q.group for q in request.forget}]
-    targets = sample(other, len(request.forget), gen)
+    targets = sample_exactly(other, len(request.forget), gen)
     t_ids, t_mask = bb.tokenize([p.text for p in targets])
     adv_pix = _adversarial(bb, f_pix, t_ids, t_mask)
     opt = optimiser(bb, lr)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmu_core.unlearn import register
-from mmu_core.unlearn.request import Request, kl_to, optimiser, outputs, sample, step, tensors
+from mmu_core.unlearn.request import (Request, kl_to, optimiser, outputs, sample,
+                                      sample_exactly, step, tensors)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class Settings:
     retain_weight: float = 5.0
     edit: str = "all"  # which parameters change: "all", or "text" (text encoder with its
     # cross-attention, text projection, ITM head)
+    # N-terms per row only while the pair still scores above its image with another
+    # group's text (ITC token similarity for L_cl, ITM for L_cf): the push apart stops
+    # at the never-learned level instead of running on through the shared projections
+    hinge: bool = False
 
 
 def token_similarity(bb, image_embeds, text_embeds, text_mask):
@@ -70,9 +75,12 @@ def token_alpha(bb, x_ids, x_mask, r_ids, r_mask) -> torch.Tensor:
     return cos.max(-1).values.clamp(0, 1) * x_mask
 
 
-def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Settings):
+def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Settings,
+                mismatch=None):
     """L_cl (Eq. 3) and L_cf (Eq. 4), each split into P and N parts and weighted by alpha
-    (G_K' = alpha G_P, G_U' = (1 - alpha) G_N) when g_opt is on."""
+    (G_K' = alpha G_P, G_U' = (1 - alpha) G_N) when g_opt is on. With `s.hinge`,
+    `mismatch` = (token ids, mask) of another group's text per row: a row's N-terms count
+    only while its pair scores above that mismatch (ITC for L_cl, ITM for L_cf)."""
     tau = bb.temp.detach().clamp(0.001, 0.5)
     mask = x_mask.float()
     w_p = alpha if s.g_opt else mask
@@ -93,8 +101,20 @@ def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Set
     cf_n = (1 - a_bar) * torch.log(2 * p_n.clamp(min=1e-6)) if s.g_opt else torch.log(
         2 * p_n.clamp(min=1e-6))
     cf_p = -(a_bar if s.g_opt else 1.0) * torch.log(p_p.clamp(min=1e-6))
+    extra = {}
+    if s.hinge:
+        with torch.no_grad():
+            m_ids, m_mask = mismatch
+            txt_m = bb.encode_text(m_ids, m_mask)
+            s_m = similarity(token_similarity(bb, img_x, txt_m, m_mask.float()),
+                             m_mask.float(), m_mask.float())
+            p_m = bb.itm_logits(bb.fuse(img_x, m_ids, m_mask)).softmax(-1)[:, 1]
+            on_cl = (similarity(s_n, mask, mask) > s_m).float()
+            on_cf = (p_n > p_m).float()
+        cl_n, cf_n = cl_n * on_cl, cf_n * on_cf
+        extra = {"n_rows_on": on_cl.mean()}
     return {"cl_p": cl_p.mean(), "cl_n": cl_n.mean(), "cf_p": cf_p.mean(), "cf_n": cf_n.mean(),
-            "p_match_forget": p_n.detach().mean(),
+            **extra, "p_match_forget": p_n.detach().mean(),
             "l_cf": torch.log(2 * p_n.detach() / p_p.detach()).clamp(-20, 20).mean()}
 
 
@@ -173,7 +193,7 @@ def contrastive_semantic_editing(request: Request, **settings):
     gen_m = torch.Generator().manual_seed(request.seed + 1)
     forget_groups = {p.group for p in request.forget}
     others = [p for p in request.retain if p.group not in forget_groups] or request.retain
-    m_ids, m_mask = bb.tokenize([p.text for p in sample(others, len(rows), gen_m)])
+    m_ids, m_mask = bb.tokenize([p.text for p in sample_exactly(others, len(rows), gen_m)])
     params = edited_parameters(bb, s.edit)
     opt = optimiser(params, s.lr)
     gen = torch.Generator().manual_seed(request.seed)
@@ -190,7 +210,7 @@ def contrastive_semantic_editing(request: Request, **settings):
         steps_done += 1
         idx = torch.randperm(len(rows), generator=gen)[:s.batch_size]
         terms = edit_losses(bb, x_pix[idx], x_ids[idx], x_mask[idx], r1_pix[idx], r2_ids[idx],
-                            r2_mask[idx], alpha[idx], s)
+                            r2_mask[idx], alpha[idx], s, mismatch=(m_ids[idx], m_mask[idx]))
         loss = ((terms["cl_p"] + terms["cf_p"]) * s.use_p
                 + (terms["cl_n"] + terms["cf_n"]) * s.use_n)
         if s.retain_weight:

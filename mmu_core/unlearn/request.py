@@ -53,8 +53,21 @@ def tensors(bb: Backbone, pairs: list[Pair], images=None):
 
 
 def sample(pairs: list[Pair], n: int, gen: torch.Generator) -> list[Pair]:
+    """At most n distinct pairs, in a random order (all of them when n exceeds the pool)."""
     idx = torch.randperm(len(pairs), generator=gen)[:n].tolist()
     return [pairs[i] for i in idx]
+
+
+def sample_exactly(pairs: list[Pair], n: int, gen: torch.Generator) -> list[Pair]:
+    """Exactly n pairs, one per row of something of length n: `sample` (the same draw when
+    the pool is large enough), then fresh permutations of the pool while it is not
+    (privacy forget-500 leaves 250 retained pairs for 500 rows)."""
+    if not pairs:
+        raise ValueError("no pairs to draw from")
+    out: list[Pair] = []
+    while len(out) < n:
+        out += sample(pairs, n - len(out), gen)
+    return out
 
 
 def optimiser(model_or_params, lr: float, weight_decay: float = 0.0):
