@@ -74,10 +74,11 @@ def test_device_check_runs_every_step_and_reports_time_and_memory(monkeypatch):
         device_check("cuda")
 
 
-def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeypatch, world):
+def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeypatch,
+                                                              tiny_world, tiny_backbone):
     """Issue 13's audit table: every method's result in an audited cell is audited against
     its seed's Retrain, which is trained once (by its own cell) and kept outside the
-    results folder for the others' audits."""
+    results folder for the others' audits. Tiny world and model: the wiring, not figures."""
     from dataclasses import replace
 
     import mmu_core.unlearn as unlearn
@@ -92,10 +93,13 @@ def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeyp
         return real_run(method, request, **kw)
 
     monkeypatch.setattr(unlearn, "run", counting_run)
-    preset = replace(U.PRESETS["smoke"], methods=("ga", "retrain"), retrain_epochs=1,
-                     audits=(("privacy", 5),), audit_relearn_steps=(0, 2), eval_max_pairs=100)
+    tiny_backbone.save_pretrained(tmp_path / "tiny")
+    preset = U.with_sources(
+        replace(U.PRESETS["smoke"], methods=("ga", "retrain"), retrain_epochs=1,
+                audits=(("privacy", 5),), audit_relearn_steps=(0, 2), eval_max_pairs=40),
+        original={"privacy": str(tmp_path / "tiny")}, pretrained=str(tmp_path / "tiny"))
     out = tmp_path / "audited"
-    U.run_preset("smoke", out, data=world, preset=preset, log=lambda *_: None)
+    U.run_preset("smoke", out, data=tiny_world, preset=preset, log=lambda *_: None)
     assert calls.count("retrain") == 1 and calls[0] == "retrain"  # Retrain first, once
     assert (U.kept_model_dir(out, "privacy-5-s0-retrain") / "config.json").is_file()
     cells = {p.stem: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
@@ -103,7 +107,7 @@ def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeyp
     for name in ("privacy-5-s0-original", "privacy-5-s0-ga"):
         audit = cells[name]["audit"]
         assert {"relearn", "quantisation", "per_pair", "cka"} <= set(audit)
-        assert audit["relearn"]["benign"]["retrain"][0]["step"] == 0
+        assert [r["step"] for r in audit["relearn"]["benign"]["retrain"]] == [0, 2]
     # the original is audited against the same Retrain as GA: its reference row agrees
     ref = [U.audit_values(cells[n]["audit"])["retrain:loss AUC"]
            for n in ("privacy-5-s0-original", "privacy-5-s0-ga")]

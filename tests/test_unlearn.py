@@ -133,9 +133,9 @@ def test_methods_run_when_d_f_outnumbers_the_other_groups(method, settings, worl
     """Privacy forget-500 leaves 250 pairs of other people for 500 rows: the methods that
     draw one other-group text per row (Adv's targets, ours' mismatch texts) still run."""
     sc = load_scenario(world, "privacy")
-    groups = sorted({p.group for p in sc.train})[:110]
+    groups = sorted({p.group for p in sc.train})[:80]
     ids = [p.pair_id for p in sc.train if p.group in groups]
     request = Request.build(load_backbone("embedded:privacy"), sc, ids, "privacy", seed=0)
-    assert len(request.forget) > 2 * len(request.retain)
+    assert len(request.forget) > len(request.retain)  # 400 rows, 350 other-group pairs
     _, info = run(method, request, **settings)
     assert not info["forget_scores"]["untouched"]
