@@ -201,11 +201,9 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
 
     def retrained_for(scenario, size, seed, request):
         """The seed's Retrain for an audit: kept when its cell was computed, else trained."""
-        from mmu_core.models.backbone import load_backbone as load
-
         folder = kept_model_dir(out, f"{scenario}-{size}-s{seed}-retrain")
         if (folder / "config.json").is_file():
-            return load(str(folder), device)
+            return load_backbone(str(folder), device)
         epochs = {"epochs": preset.retrain_epochs} if preset.retrain_epochs else {}
         model, _ = run("retrain", request, **epochs)
         model.save_pretrained(folder)
