@@ -49,7 +49,7 @@ def test_eq3_and_eq4_on_a_hand_made_case():
     bb = TokenBackbone()
     alpha = torch.tensor([[1.0, 0.0]])  # token 1 shared with the anchor (K'), token 2 not (U')
     terms = ours.edit_losses(bb, X_IMG, X_TXT, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha,
-                             ours.Settings())
+                             ours.Settings(saturate=False))
     tau, a_bar = 0.5, 0.5
     # s_k per text token: N (X_1, X_2) = [1, 0.8]; P (R_1, X_2) = [0.6, 1.0];
     # P (X_1, R_2) = [1, padding]. S = sum_k w_k s_k / K.
@@ -72,8 +72,8 @@ def test_the_hinge_stops_pushing_a_pair_already_below_its_mismatch():
     bb = TokenBackbone()
     alpha = torch.tensor([[1.0, 0.0]])
     plain = ours.edit_losses(bb, X_IMG, X_TXT, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha,
-                             ours.Settings())
-    hinge = ours.Settings(hinge=True)
+                             ours.Settings(saturate=False))
+    hinge = ours.Settings(hinge=True, saturate=False)
     below = (t([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[1, 1]]))  # matches nothing
     above = (t([[2, 0], [0, 2]]), torch.tensor([[1, 1]]))  # scores above X_2 on both heads
     still = ours.edit_losses(bb, X_IMG, X_TXT, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha, hinge,
@@ -84,6 +84,28 @@ def test_the_hinge_stops_pushing_a_pair_already_below_its_mismatch():
         assert float(still[key]) == pytest.approx(float(plain[key]))
     assert float(done["cl_n"]) == 0 and float(done["cf_n"]) == 0
     assert float(done["cl_p"]) == pytest.approx(float(plain["cl_p"]))
+
+
+def test_saturate_gives_softplus_of_l_cl_gradient_and_keeps_l_cf():
+    """saturate=True: each row's L_cl parts are scaled by sigmoid(L_cl), so their gradient
+    is softplus(L_cl)'s; L_cf is untouched."""
+    alpha = torch.tensor([[1.0, 0.0]])
+    bb = TokenBackbone()
+    plain = ours.edit_losses(bb, X_IMG, X_TXT, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha,
+                             ours.Settings(saturate=False))
+    x = X_TXT.clone().requires_grad_(True)
+    sat = ours.edit_losses(bb, X_IMG, x, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha,
+                           ours.Settings(saturate=True))
+    (grad,) = torch.autograd.grad(sat["cl_n"] + sat["cl_p"], x)
+    x2 = X_TXT.clone().requires_grad_(True)
+    lin = ours.edit_losses(bb, X_IMG, x2, X_MASK, R1_IMG, R2_TXT, R2_MASK, alpha,
+                           ours.Settings(saturate=False))
+    (want,) = torch.autograd.grad(torch.nn.functional.softplus(lin["cl_n"] + lin["cl_p"]), x2)
+    assert torch.allclose(grad, want, atol=1e-6) and grad.abs().sum() > 0
+    gate = float(torch.sigmoid(plain["cl_n"] + plain["cl_p"]))
+    assert 0 < gate < 1 and float(sat["cl_gate"]) == pytest.approx(gate)
+    for key in ("cf_n", "cf_p"):
+        assert float(sat[key]) == pytest.approx(float(plain[key]))
 
 
 def test_a_constant_alpha_scales_s_instead_of_cancelling():

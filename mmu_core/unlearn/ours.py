@@ -47,6 +47,11 @@ class Settings:
     # group's text (ITC token similarity for L_cl, ITM for L_cf): the push apart stops
     # at the never-learned level instead of running on through the shared projections
     hinge: bool = False
+    # L_cl through softplus (the two-way InfoNCE of Chen et al. 2020 whose logit Eq. 3
+    # is): a row's contrast stops pulling once its P-pairs beat its N-pair by a few tau
+    # instead of running on linearly through the shared ITC projections (docs/method.md);
+    # False = Eq. 3 as printed
+    saturate: bool = True
 
 
 def token_similarity(bb, image_embeds, text_embeds, text_mask):
@@ -102,6 +107,12 @@ def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Set
         2 * p_n.clamp(min=1e-6))
     cf_p = -(a_bar if s.g_opt else 1.0) * torch.log(p_p.clamp(min=1e-6))
     extra = {}
+    if s.saturate:
+        # d softplus(x) = sigmoid(x) dx: scaling both parts by the detached sigmoid of the
+        # row's L_cl gives softplus(L_cl)'s gradient and keeps the alpha split of each part
+        gate = torch.sigmoid(cl_n * s.use_n + cl_p * s.use_p).detach()
+        cl_n, cl_p = cl_n * gate, cl_p * gate
+        extra["cl_gate"] = gate.mean()
     if s.hinge:
         with torch.no_grad():
             m_ids, m_mask = mismatch
@@ -112,7 +123,7 @@ def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Set
             on_cl = (similarity(s_n, mask, mask) > s_m).float()
             on_cf = (p_n > p_m).float()
         cl_n, cf_n = cl_n * on_cl, cf_n * on_cf
-        extra = {"n_rows_on": on_cl.mean()}
+        extra["n_rows_on"] = on_cl.mean()
     return {"cl_p": cl_p.mean(), "cl_n": cl_n.mean(), "cf_p": cf_p.mean(), "cf_n": cf_n.mean(),
             **extra, "p_match_forget": p_n.detach().mean(),
             "l_cf": torch.log(2 * p_n.detach() / p_p.detach()).clamp(-20, 20).mean()}
