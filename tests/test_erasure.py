@@ -189,3 +189,46 @@ def test_retrain_reference_for_training_pairs_retrains_without_them(forgotten):
     model, how = forget_request.retrain_reference(forgotten, epochs=1)
     assert model is not forgotten.shipped and how["epochs"] == 1
     assert "retrained on D_r for 1 epochs" in how["how"]
+
+
+class _ScoreBackbone:
+    """One image; each text is (ITC score, ITM logit) against it, looked up by name."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def pixels(self, images):
+        return torch.tensor([[[1.0, 0.0]]] * len(images))
+
+    def encode_image(self, pix):
+        return pix
+
+    def image_feat(self, emb):
+        return emb[:, 0]
+
+    def tokenize(self, texts):
+        ids = torch.tensor([[self.table[t]] for t in texts])
+        return ids, torch.ones(len(texts), 1)
+
+    def encode_text(self, ids, mask):
+        return ids
+
+    def text_feat(self, emb):
+        return emb[:, 0] * torch.tensor([1.0, 0.0])  # ITC reads the first number
+
+    def fuse(self, img, ids, mask):
+        return ids
+
+    def itm_logits(self, fused):
+        return torch.stack([torch.zeros(len(fused)), fused[:, 0, 1]], -1)
+
+
+@pytest.mark.parametrize("own,want", [((0.9, -5.0), forget_request.RERANK_K),
+                                      ((0.9, 5.0), 1), ((0.05, 5.0), 21)])
+def test_retrieval_rank_reranks_the_itc_shortlist_by_itm(own, want):
+    """As recall is measured: first by ITC, a lost ITM match drops the own text to the
+    bottom of the shortlist; outside the shortlist the ITC rank stands."""
+    gallery = [f"g{i}" for i in range(20)]
+    table = {f"g{i}": (0.1 + 0.02 * i, 0.0) for i in range(20)}
+    bb = _ScoreBackbone({**table, "own": own})
+    assert forget_request.retrieval_rank(bb, ["img"], ["own"], gallery) == [want]

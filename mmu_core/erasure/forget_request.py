@@ -18,6 +18,7 @@ from mmu_core import unlearn
 from mmu_core.data.inputs import InputError, check_user_text, read_user_image
 from mmu_core.data.loaders import Pair, open_image
 from mmu_core.data.scenarios import Scenario
+from mmu_core.metrics.evaluate import RERANK_K
 from mmu_core.metrics.membership import fit_attack, pair_features
 from mmu_core.models.backbone import Backbone
 from mmu_core.training.recipes import itc_itm_loss
@@ -105,19 +106,42 @@ def _rank_gallery(sc: Scenario, forget: list[Pair], seed: int) -> list[str]:
 
 
 @torch.no_grad()
+def retrieval_rank(bb: Backbone, images: list, texts: list[str], gallery: list[str],
+                   k: int = RERANK_K) -> list[int]:
+    """Rank of texts[i] for images[i] among itself and `gallery`, as recall is measured
+    (metrics/evaluate.py): the ITC top-k are re-ranked by ITM, the rest follow by ITC. A
+    pair whose ITM match is gone drops out of the top even while its ITC cosine holds."""
+    img_emb = bb.encode_image(bb.pixels(images))
+    img_feat = bb.image_feat(img_emb)
+    ids, mask = bb.tokenize(list(texts) + list(gallery))
+    txt_feat = bb.text_feat(bb.encode_text(ids, mask))
+    n, ranks = len(texts), []
+    for i in range(n):
+        cand = torch.tensor([i] + list(range(n, len(gallery) + n)))  # own text first
+        sim = img_feat[i] @ txt_feat[cand].t()
+        itc_rank = int(1 + (sim > sim[0]).sum())
+        if itc_rank > k:
+            ranks.append(itc_rank)
+            continue
+        top = sim.topk(min(k, len(cand))).indices
+        itm = bb.itm_logits(bb.fuse(img_emb[i:i + 1].expand(len(top), -1, -1),
+                                    ids[cand[top]], mask[cand[top]]))[:, 1]
+        own = itm[(top == 0).nonzero()[0, 0]]
+        ranks.append(int(1 + (itm > own).sum()))
+    return ranks
+
+
+@torch.no_grad()
 def evidence(bb: Backbone, sc: Scenario, forget: list[Pair], seed: int = 0) -> Evidence:
     """Per forgetting pair: ITM match probability, ITC cosine, the rank of its own text
-    among RANK_GALLERY other texts for its image (1 = best), and the membership probability
-    of an RBF-SVM attack fitted on this model (members: retained training pairs,
-    non-members: never-trained pairs)."""
+    among RANK_GALLERY other texts for its image as the benchmark's retrieval orders them
+    (1 = best; `retrieval_rank`), and the membership probability of an RBF-SVM attack
+    fitted on this model (members: retained training pairs, non-members: never-trained
+    pairs)."""
     images = [open_image(p) for p in forget]
     scores = bb.score_pairs(images, [p.text for p in forget])
     gallery = _rank_gallery(sc, forget, seed)
-    g_ids, g_mask = bb.tokenize(gallery)
-    g_feat = bb.text_feat(bb.encode_text(g_ids, g_mask))
-    img_feat = bb.image_feat(bb.encode_image(bb.pixels(images)))
-    own = scores["itc"].to(img_feat.device)
-    ranks = 1 + ((img_feat @ g_feat.t()) > own[:, None]).sum(1)
+    ranks = retrieval_rank(bb, images, [p.text for p in forget], gallery)
 
     rng = np.random.default_rng(seed)
     f_ids = {p.pair_id for p in forget}
@@ -129,7 +153,7 @@ def evidence(bb: Backbone, sc: Scenario, forget: list[Pair], seed: int = 0) -> E
     member = attack.predict_proba(scores["fused_cls"].numpy())[:, 1]
     return Evidence([{"pair_id": p.pair_id, "text": p.text,
                       "match": float(scores["itm"][i]), "itc": float(scores["itc"][i]),
-                      "rank": int(ranks[i]), "of": len(gallery) + 1,
+                      "rank": ranks[i], "of": len(gallery) + 1,
                       "member": float(member[i])} for i, p in enumerate(forget)])
 
 

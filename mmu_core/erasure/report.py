@@ -91,7 +91,8 @@ def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
                      f"<code>{record['weights_sha256']}</code>; base model weights SHA-256: "
                      f"<code>{record['base_model_weights_sha256']}</code></p>")
     parts.append("<h2>Evidence per pair (rank of its own text among "
-                 f"{outcome.before.rows[0]['of']} texts; 1 = best)</h2>")
+                 f"{outcome.before.rows[0]['of']} texts as the model retrieves them: ITC "
+                 "shortlist re-ranked by ITM, as recall is measured; 1 = best)</h2>")
     parts.append(_table(evidence_header(), evidence_rows(outcome)))
     if outcome.anchors:
         parts.append("<h2>Anchors from MVI (R_1 image, R_2 text)</h2>")
