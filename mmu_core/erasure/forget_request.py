@@ -117,7 +117,8 @@ def retrieval_rank(bb: Backbone, images: list, texts: list[str], gallery: list[s
     txt_feat = bb.text_feat(bb.encode_text(ids, mask))
     n, ranks = len(texts), []
     for i in range(n):
-        cand = torch.tensor([i] + list(range(n, len(gallery) + n)))  # own text first
+        cand = torch.tensor([i] + list(range(n, len(gallery) + n)),  # own text first
+                            device=img_feat.device)
         sim = img_feat[i] @ txt_feat[cand].t()
         itc_rank = int(1 + (sim > sim[0]).sum())
         if itc_rank > k:
