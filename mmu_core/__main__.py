@@ -293,8 +293,18 @@ def _cmd_bench_audit(a) -> None:
 
 
 def _cmd_bench_sequence(a) -> None:
-    from mmu_core.bench.audit import sequence_benchmark
+    from mmu_core.bench.audit import SEQUENCE_METHODS, sequence_benchmark, sequence_table
 
+    if a.methods:
+        if not a.out:
+            raise SystemExit("error: --methods needs --out FOLDER (its resumable cells)")
+        methods = SEQUENCE_METHODS if a.methods == "all" else tuple(a.methods.split(","))
+        try:
+            sequence_table(a.out, methods, a.scenario, a.requests, a.size, a.seed, a.data)
+        except ValueError as err:  # an unknown method
+            raise SystemExit(f"error: {err}") from None
+        print((Path(a.out) / "README.md").read_text())
+        return
     r = sequence_benchmark(method=a.method, scenario=a.scenario, requests=a.requests,
                            size=a.size, seed=a.seed, retrain=a.retrain, data=a.data)
     _write_json(r, a.out)
@@ -576,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     bsq.add_argument("--size", type=int, default=5)
     bsq.add_argument("--seed", type=int, default=0)
     bsq.add_argument("--retrain", action="store_true")
+    bsq.add_argument("--methods", default=None, help="several methods (comma-separated, or "
+                     "all) with their tuned settings, each against one Retrain on the union "
+                     "per request; --out is then a folder of resumable cells and tables")
     bsq.add_argument("--data", default=None)
     bsq.add_argument("--out", default=None)
     bsq.set_defaults(func=_cmd_bench_sequence)

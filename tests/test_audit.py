@@ -211,3 +211,44 @@ def test_requests_one_after_another(models, privacy, monkeypatch):
         seen.append(request) or (request.original, {"epochs": 0})))
     retrain_reference(second)
     assert not ({p.pair_id for p in seen[-1].retain} & set(second.forgotten_ids))
+
+
+def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, monkeypatch):
+    """Every method against one Retrain per request, on the union so far; the cells make a
+    second call compute nothing. Metrics are faked: this checks the bookkeeping."""
+    from mmu_core.bench import audit as B
+    from mmu_core.metrics import evaluate as E
+
+    calls = []
+
+    def fake_run(name, request, **kw):
+        calls.append((name, [p.pair_id for p in request.forget],
+                      {p.pair_id for p in request.retain}))
+        return request.original, {"steps": 1, "seconds": 0.0, "epochs": 1}
+
+    def fake_evaluate(model, sc, ids, **kw):  # Retrain's figures differ from the method's
+        mi = float(len(ids)) + (10.0 if calls[-1][0] == "retrain" else 0.0)
+        return {"scenario": "privacy", "headline": {"MI": mi, "R@D_f": 50.0,
+                                                    "R@D_test": 60.0, "R@D_r": 70.0}}
+
+    monkeypatch.setattr(unlearn, "run", fake_run)
+    monkeypatch.setattr(E, "evaluate", fake_evaluate)
+    monkeypatch.setattr(B, "tuned_settings", lambda *a: ({"steps": 1}, "test"))
+    r = B.sequence_table(tmp_path, methods=("ga",), requests=2, size=5)
+    retrains = [c for c in calls if c[0] == "retrain"]
+    plan = B._requests(load_scenario(B.default_world(), "privacy"), 2, 5, 0)
+    unions = [[p.pair_id for p in plan[0]], [p.pair_id for r in plan for p in r]]
+    assert [sorted(c[1]) for c in retrains] == [sorted(u) for u in unions]
+    assert all(not (set(u) & c[2]) for u, c in zip(unions, retrains))
+    # the method's second request forgot only the new pairs, on data without the first
+    ga = [c for c in calls if c[0] == "ga"]
+    assert sorted(ga[1][1]) == sorted(p.pair_id for p in plan[1])
+    assert not (set(unions[0]) & ga[1][2])
+    assert r["avg_g"]["ga"] == [round(10.0 / 3, 2)] * 2  # only MI differs, by 10
+    assert (tmp_path / "README.md").read_text().count("\n| 2 (10) |") == 1
+    n = len(calls)
+    again = B.sequence_table(tmp_path, methods=("ga",), requests=2, size=5)
+    assert len(calls) == n, "cells were recomputed"
+    assert again["avg_g"] == r["avg_g"] and again["retrain"] == r["retrain"]
+    with pytest.raises(ValueError, match="unknown method"):
+        B.sequence_table(tmp_path, methods=("nope",))

@@ -7,6 +7,9 @@ audit     one forget request on the embedded default (privacy forget-5 seed 0 un
 sequence  `requests` requests of `size` training pairs each (whole people for privacy), each
           on top of the one before (`forget_more`), timed; with `retrain=True` also a Retrain
           on the union so far after each request and the deltas to it (minutes each).
+sequence-table  the same sequence for several methods (each with its tuned settings), and
+          after each request every method's deltas to one Retrain on the union so far,
+          shared by all methods; resumable cells under `out`, JSON and Markdown tables.
 """
 
 from __future__ import annotations
@@ -125,3 +128,106 @@ def sequence_benchmark(method: str = "ours", scenario: str = "privacy", requests
             "methods_seconds_total": round(total, 2), "targets": TARGETS,
             "provenance": provenance({"bench": "sequence", "method": method, "seed": seed,
                                       "requests": requests, "size": size})}
+
+
+SEQUENCE_METHODS = ("ours", "finetune", "ga", "badt", "multidelete", "slug", "adv")
+
+
+def sequence_table(out, methods=SEQUENCE_METHODS, scenario: str = "privacy",
+                   requests: int = 5, size: int = 5, seed: int = 0, data=None,
+                   log=print) -> dict:
+    """Each method forgets the same `requests` requests one after another; after request k
+    its model and a Retrain on the union of requests 1..k (the scenario's full recipe, one
+    per k for all methods) are evaluated on the union as D_f. Cells in out/cells/: one
+    per Retrain and one per method's whole sequence, so a cut run resumes."""
+    import json
+    from pathlib import Path
+
+    from mmu_core.bench.unlearning import cached_cell
+    from mmu_core.erasure.forget_request import forget, forget_more
+    from mmu_core.metrics.compare import compare
+    from mmu_core.metrics.evaluate import evaluate
+    from mmu_core.unlearn import names, run
+    from mmu_core.unlearn.request import Request
+
+    choices = [m for m in names() if m != "retrain"]
+    unknown = [m for m in methods if m not in choices]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {choices}")
+    out = Path(out)
+    root = data or default_world()
+    sc = load_scenario(root, scenario)
+    original = load_backbone(f"embedded:{scenario}")
+    plan = _requests(sc, requests, size, seed)
+    unions = [[p.pair_id for r in plan[:k + 1] for p in r] for k in range(len(plan))]
+
+    def measure(model, k):
+        return evaluate(model, sc, unions[k], seed=seed, progress=False,
+                        retrieval_only=True)
+
+    def chain(method):
+        settings, source = tuned_settings(method, scenario, size)
+        extras, outcome, rows = _extras(method), None, []
+        for k, pairs in enumerate(plan):
+            outcome = (forget(original, sc, scenario, pairs, method, settings, seed=seed,
+                              **extras) if outcome is None else
+                       forget_more(outcome, pairs, method, settings, seed=seed, **extras))
+            assert sorted(outcome.forgotten_ids) == sorted(unions[k])
+            rows.append({"request": k + 1, "method_s": outcome.seconds["method"],
+                         "steps": outcome.info.get("steps"),
+                         "metrics": measure(outcome.unlearned, k)})
+            log(f"{method} request {k + 1}: {rows[-1]['metrics']['headline']}")
+        return {"method": method, "settings": settings, "settings_from": source,
+                "requests": rows, "provenance": provenance({"bench": "sequence-table",
+                                                            "method": method, "seed": seed})}
+
+    def retrained(k):
+        request = Request.build(original, sc, unions[k], scenario, seed=seed)
+        model, info = run("retrain", request)
+        return {"request": k + 1, "forget_ids": unions[k], "unlearning": info,
+                "metrics": measure(model, k),
+                "provenance": provenance({"bench": "sequence-table", "method": "retrain",
+                                          "seed": seed})}
+
+    cells = {m: cached_cell(out, f"{scenario}-{size}x{len(plan)}-s{seed}-{m}",
+                            lambda m=m: chain(m)) for m in methods}
+    refs = [cached_cell(out, f"{scenario}-{size}x{len(plan)}-s{seed}-retrain-{k + 1}",
+                        lambda k=k: retrained(k)) for k in range(len(plan))]
+    table = {m: [compare(row["metrics"], refs[k]["metrics"])
+                 for k, row in enumerate(cells[m]["requests"])] for m in methods}
+    result = {"scenario": scenario, "requests": len(plan), "size": size, "seed": seed,
+              "methods": list(methods), "avg_g": {m: [round(c["retrieval"]["avg_g"], 2)
+                                                      for c in table[m]] for m in methods},
+              "deltas": {m: [c["retrieval"]["delta"] for c in table[m]] for m in methods},
+              "method_s": {m: [r["method_s"] for r in cells[m]["requests"]] for m in methods},
+              "retrain": [r["metrics"]["headline"] for r in refs],
+              "provenance": provenance({"bench": "sequence-table", "seed": seed})}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sequence.json").write_text(json.dumps(result, indent=1))
+    (out / "README.md").write_text(sequence_markdown(result))
+    return result
+
+
+def sequence_markdown(r: dict) -> str:
+    """Avg.G to the Retrain on the union after each request, |delta R@D_f| and |delta R@D_r|
+    of the last request, and each method's total time."""
+    methods, n = r["methods"], r["requests"]
+    head = "| after request (pairs so far) | " + " | ".join(methods) + " |"
+    rule = "|---" * (len(methods) + 1) + "|"
+    lines = [f"# Requests one after another: {r['scenario']}, {n} x {r['size']} pairs, "
+             f"seed {r['seed']}", "",
+             "Avg.G to a Retrain on the union so far (lower is better):", "", head, rule]
+    for k in range(n):
+        best = min(r["avg_g"][m][k] for m in methods)
+        cells = [f"**{r['avg_g'][m][k]:.2f}**" if r["avg_g"][m][k] == best
+                 else f"{r['avg_g'][m][k]:.2f}" for m in methods]
+        lines.append(f"| {k + 1} ({(k + 1) * r['size']}) | " + " | ".join(cells) + " |")
+    lines += ["", "After the last request, |delta| to Retrain per metric, and the methods' "
+              "seconds over all requests:", "",
+              "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for key in r["deltas"][methods[0]][-1]:
+        lines.append(f"| {key} | " + " | ".join(f"{r['deltas'][m][-1][key]:.2f}"
+                                               for m in methods) + " |")
+    lines.append("| seconds | " + " | ".join(f"{sum(r['method_s'][m]):.1f}" for m in methods)
+                 + " |")
+    return "\n".join(lines) + "\n"
