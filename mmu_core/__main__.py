@@ -176,7 +176,8 @@ def _cmd_forget(a) -> None:
     sc = load_scenario(root, a.scenario)
     ids = load_forget_ids(a.forget)
     tuned, source = ({}, "the method's own defaults (--builtin-defaults)") \
-        if a.builtin_defaults else tuned_settings(a.method, a.scenario, len(set(ids)))
+        if a.builtin_defaults else tuned_settings(a.method, a.scenario, len(set(ids)),
+                                                  model=a.model)
     settings = {**tuned, **settings}  # --set overrides the tuned values
     print(f"{a.method} settings: {json.dumps(settings)}; defaults from {source}")
     base = a.model or f"embedded:{a.scenario}"

@@ -3,6 +3,7 @@ anchors and the per-pair evidence before and after."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -36,6 +37,23 @@ def _status(out: forget_request.Outcome) -> str:
             f"{a.mean('member'):.3f}; mean rank of the own text {b.mean('rank'):.0f} → "
             f"{a.mean('rank'):.0f} of {b.rows[0]['of']}. Open **Inspect** for what changed "
             f"around them, **Compare** for Retrain.")
+
+
+def _settings(meth, scenario, model, n_pairs, tuned, n_steps, n_r) -> tuple[dict, str]:
+    """(settings, where they come from) for one request: the protocol's tuned settings for
+    the scenario and request size or, unticked, ours' step slider over the method's own
+    defaults. N_R1 = N_R2 is not a tuned knob: ours takes the slider's either way."""
+    from mmu_core.unlearn.tuned import tuned_settings
+
+    if tuned:
+        settings, source = tuned_settings(meth, scenario, n_pairs, model=model or "embedded")
+    elif meth == "ours":
+        settings, source = {"max_steps": int(n_steps)}, "the step slider (ours' own defaults)"
+    else:
+        settings, source = {}, "the method's own defaults"
+    if meth == "ours":
+        settings.update(n_images=int(n_r), n_texts=int(n_r))
+    return settings, source
 
 
 def _history(out: forget_request.Outcome) -> str:
@@ -76,7 +94,11 @@ def create_forget_tab(engine: Engine, key: gr.State):
             with gr.Accordion("Settings", open=False):
                 seed = gr.Number(0, precision=0, label="Seed", info="0 reuses the shipped "
                                  "MVI fit; another seed fits MVI anew (~15 s on a CPU)")
-                steps = gr.Slider(10, 300, value=80, step=10, label="ours: max editing steps")
+                use_tuned = gr.Checkbox(True, label="Tuned settings", info="each method's "
+                                        "settings chosen by the benchmark protocol for this "
+                                        "scenario and request size (docs/benchmark.md)")
+                steps = gr.Slider(10, 240, value=80, step=10,
+                                  label="ours: max editing steps (when not tuned)")
                 n_anchor = gr.Slider(1, 4, value=1, step=1, label="ours: N_R1 = N_R2")
             with gr.Row():
                 score_btn = gr.Button("Score the uploaded pair", elem_id="score")
@@ -147,7 +169,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
                              "text.")
         return pairs
 
-    def _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, teach_first,
+    def _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, teach_first,
              progress, more=False):
         from mmu_core.erasure import forget_request
 
@@ -164,8 +186,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
                 raise InputError(f"The current result is for {previous.scenario} with "
                                  f"{entry['model_id']}: switch back to continue from it.")
         pairs = _pairs(name, model, ids, path, txt)
-        settings = ({"max_steps": int(n_steps), "n_images": int(n_r), "n_texts": int(n_r)}
-                    if meth == "ours" else {})
+        settings, source = _settings(meth, name, model, len(pairs), tuned, n_steps, n_r)
         bb = engine.model(name, model)
         extras = {}
         if meth == "ours":
@@ -195,31 +216,33 @@ def create_forget_tab(engine: Engine, key: gr.State):
             f"- *{a.text}* → " + " | ".join(a.texts) for a in out.anchors[:12])
                   if out.anchors else f"`{meth}` uses no anchors (only ours builds R_1/R_2).")
         df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
-        return (new_key, _status(out) + _history(out), gr.update(visible=False), imgs, txt_md,
-                df)
+        used = f"\n\nSettings: `{json.dumps(settings)}`, from {source}."
+        return (new_key, _status(out) + used + _history(out), gr.update(visible=False), imgs,
+                txt_md, df)
 
     @gpu
     @user_errors
-    def forget(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key,
+    def forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
                progress=gr.Progress(track_tqdm=True)):
-        return _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, False,
+        return _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, False,
                     progress)
 
     @gpu
     @user_errors
-    def teach_then_forget(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key,
-                          progress=gr.Progress(track_tqdm=True)):
-        return _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, True,
+    def teach_then_forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+                          old_key, progress=gr.Progress(track_tqdm=True)):
+        return _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, True,
                     progress)
 
     @gpu
     @user_errors
-    def forget_more(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key,
+    def forget_more(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
                     progress=gr.Progress(track_tqdm=True)):
-        return _run(name, model, meth, ids, path, txt, sd, n_steps, n_r, old_key, False,
+        return _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, False,
                     progress, more=True)
 
-    inputs = [scenario, model_id, method, chosen, upload, text, seed, steps, n_anchor, key]
+    inputs = [scenario, model_id, method, chosen, upload, text, seed, use_tuned, steps,
+              n_anchor, key]
     outputs = [key, status, teach, anchors_img, anchors_txt, table]
     scenario.change(show_gallery, scenario, [gallery, chosen], api_name="gallery")
     # page-only events (a click in the gallery, clearing the upload, the page load) are

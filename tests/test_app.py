@@ -58,7 +58,8 @@ def _forget(client, path, text=TEXT, ids=(), api="/forget", method="ours", model
     from gradio_client import handle_file
 
     return client.predict("privacy", model, method, list(ids),
-                          handle_file(path) if path else None, text, 0, 80, 1, api_name=api)
+                          handle_file(path) if path else None, text, 0, True, 80, 1,
+                          api_name=api)
 
 
 def test_every_event_has_an_api_name(client):
@@ -162,6 +163,7 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     pid = load_scenario(default_world(), "privacy").train[0].pair_id
     status, *_ = _forget(client, None, "", ids=[pid], api="/forget_more", method="ga")
     assert "Forgot 1 pair(s) with `ga`" in status and "2) 1 pair(s)" in status
+    assert "from tuned on privacy validation sets of size 5" in status  # the protocol's
     assert "2 pairs forgotten in all" in status
 
 

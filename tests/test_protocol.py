@@ -217,3 +217,7 @@ def test_tuned_settings_come_from_the_nearest_validated_size(tmp_path):
     assert tuned_settings("ga", "privacy", 500, path)[0] == {"steps": 60}
     assert tuned_settings("ga", "copyright", 35, path)[0] == {}
     assert tuned_settings("ga", "privacy", 5, tmp_path / "none.json")[0] == {}
+    # tuned on the embedded default: another model runs the method's own defaults
+    assert tuned_settings("ga", "privacy", 5, path, model="embedded:privacy")[0] == {"steps": 5}
+    settings, source = tuned_settings("ga", "privacy", 5, path, model="Salesforce/blip-itm")
+    assert settings == {} and "own defaults" in source

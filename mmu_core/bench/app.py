@@ -103,7 +103,7 @@ def app_benchmark(requests: int = 3, method: str = "ours") -> dict:
             pid = pairs[97 * i].pair_id  # loading the generators
             t0 = time.perf_counter()
             out = call_api(url, "forget", ["privacy", "embedded", method, [pid], None, "", 0,
-                                           80, 1])
+                                           True, 80, 1])
             # the REST reply lists every output, the session's state included (as null)
             status = next((o for o in out if isinstance(o, str) and "Forgot" in o), str(out))
             times.append(round(time.perf_counter() - t0, 2))

@@ -12,10 +12,14 @@ TUNED = Path(__file__).resolve().parents[2] / "docs" / "results" / "bench" / "tu
     "settings.json"
 
 
-def tuned_settings(method: str, scenario: str, n_ids: int,
-                   path: str | Path = TUNED) -> tuple[dict, str]:
+def tuned_settings(method: str, scenario: str, n_ids: int, path: str | Path = TUNED,
+                   model: str | None = None) -> tuple[dict, str]:
     """(settings, where they come from) for a forget list of `n_ids` entries: those tuned
-    at the validated size nearest to it (on a log scale)."""
+    at the validated size nearest to it (on a log scale). The committed file was tuned on
+    the embedded default: for another `model` (a folder, a hub id) its own defaults."""
+    if model and not model.startswith("embedded"):
+        return {}, ("the method's own defaults (the tuned settings are the embedded "
+                    "default's; `bench tune --data` tunes for other models)")
     path = Path(path)
     if not path.is_file():
         return {}, "the method's own defaults (no tuned settings file)"
