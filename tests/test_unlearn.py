@@ -139,3 +139,29 @@ def test_methods_run_when_d_f_outnumbers_the_other_groups(method, settings, worl
     assert len(request.forget) > len(request.retain)  # 400 rows, 350 other-group pairs
     _, info = run(method, request, **settings)
     assert not info["forget_scores"]["untouched"]
+
+
+def test_slug_out_of_reach_keeps_the_step_that_forgot_most(request_5, monkeypatch):
+    """A forgetting signal that falls, then rises again with the step's size: the largest
+    admissible step (1.0) forgets nothing, the best one lies halfway."""
+    import math
+
+    from mmu_core.unlearn import slug as S
+
+    class Fake:
+        made = 0
+
+        def __init__(self, bb, pairs, contrast):
+            self.forget, Fake.made = Fake.made == 0, Fake.made + 1
+            self.w0 = {n: p.detach().clone() for n, p in bb.named_parameters() if p.dim() == 2}
+
+        def __call__(self, bb):  # the step's size: the layer moves by size * its norm
+            size = max(float((p.detach() - self.w0[n]).norm() / self.w0[n].norm())
+                       for n, p in bb.named_parameters() if n in self.w0)
+            return 1.0 - 0.5 * math.sin(math.pi * size) if self.forget else 1.0
+
+    monkeypatch.setattr(S, "Signal", Fake)
+    _, info = run("slug", request_5, target_ratio=0.1, search_steps=10, candidates=1)
+    assert info["target_reached"] is False
+    assert info["step"] == pytest.approx(0.5) and info["forget_signal_after"] == \
+        pytest.approx(0.5, abs=1e-3)

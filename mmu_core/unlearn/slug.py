@@ -10,7 +10,9 @@ probability and its ITC probability of picking its own text (what retrieval rank
 a projection that only the ITC side sees (`text_proj`) is judged by what it changes. A
 step is admissible while the same signal on D_r stays above `retain_floor` of its start.
 When no layer reaches the target, the result says so and keeps the admissible step that
-lowered the forgetting signal most.
+lowers the forgetting signal most: every step the searches tried and a grid of
+`search_steps` sizes up to the largest admissible one (the signal need not fall steadily
+with the step's size).
 """
 
 from __future__ import annotations
@@ -90,20 +92,32 @@ def slug(request: Request, batch_size: int = 64, target_ratio: float = 0.5,
     for layer in ranked[:candidates]:
         w0 = params[layer].detach().clone()
         direction = g_f[layer] / g_f[layer].norm() * w0.norm()  # ascent, scaled to the layer
+        seen = []  # every admissible (step, forget, retain) the searches evaluate
+
+        def probe(size):
+            f, r = at(layer, w0, direction, size)
+            if r >= retain_floor * r0:
+                seen.append((size, f, r))
+            return f, r
         # largest admissible step (D_r kept above the floor), by binary search
         lo, hi = 0.0, max_step
-        f_hi, r_hi = at(layer, w0, direction, hi)
+        f_hi, r_hi = probe(hi)
         if r_hi < retain_floor * r0:
             for _ in range(search_steps):
                 mid = (lo + hi) / 2
-                if at(layer, w0, direction, mid)[1] >= retain_floor * r0:
+                if probe(mid)[1] >= retain_floor * r0:
                     lo = mid
                 else:
                     hi = mid
             hi = lo
         limit = hi
-        f_lim, r_lim = at(layer, w0, direction, limit)
-        best = (limit, f_lim, r_lim)
+        f_lim, r_lim = probe(limit)
+        if f_lim > target_ratio * f0:
+            # out of reach: the admissible step that lowers the forgetting signal most, on
+            # a grid up to the limit (the signal need not fall steadily with the step)
+            for k in range(1, search_steps):
+                probe(limit * k / search_steps)
+        best = min(seen, key=lambda t: (t[1], -t[0]))
         if f_lim <= target_ratio * f0:  # reachable: the smallest step that reaches it
             lo, hi = 0.0, limit
             for _ in range(search_steps):
