@@ -423,11 +423,13 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
     for c in cells.values():
         by.setdefault((c["scenario"], c["size"], c["method"]), []).append(c)
 
+    machines = sorted({c.get("provenance", {}).get("machine", "?") for c in cells.values()})
     md, js = [f"# Unlearning benchmark, preset `{out.name}`", "",
               "Each value: mean ± std over the seeds computed so far (n), then in brackets "
               "the mean over seeds of |value - Retrain's of the same seed|; Avg.G likewise "
               "per seed. Steps: optimisation steps (Retrain: epochs); grad: backward passes; "
-              "T: unlearning wall time in seconds on this machine (2 CPU cores)."
+              "T: unlearning wall time in seconds on the machine of each cell (here: "
+              + "; ".join(machines or ["?"]) + ")."
               + (f" Smoke preset: Retrain ran {preset.retrain_epochs} epochs, not the "
                  "recipe's." if preset.retrain_epochs else ""), ""], {}
     for scenario, sizes in preset.grid.items():

@@ -35,9 +35,22 @@ def versions() -> dict[str, str]:
     return out
 
 
+def machine() -> str:
+    """CPU architecture and cores, and the GPU when torch sees one (timings depend on it)."""
+    text = f"{platform.machine()}, {os.cpu_count()} cpu"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", {torch.cuda.get_device_name()}"
+    except ImportError:
+        pass
+    return text
+
+
 def provenance(config: dict | None = None) -> dict:
     return {"config": {k: (str(v) if isinstance(v, Path) else v)
                        for k, v in (config or {}).items() if k != "func"},
             "versions": versions(), "git": git_revision(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cpu",
+            "machine": machine(),
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}

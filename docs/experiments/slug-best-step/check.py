@@ -6,7 +6,7 @@ cell computed before the fix stands. This re-runs SLUG (no evaluation) on the re
 every tuning cell and of every paper-preset cell and lists those whose layer or step
 differ: only those need recomputing.
 
-    python docs/experiments/slug-best-step/check.py   # writes results.json beside it
+    PYTHONPATH=. python docs/experiments/slug-best-step/check.py  # results.json beside it
 """
 
 import json
