@@ -116,3 +116,25 @@ def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeyp
     assert "## Audit, privacy, forget 5" in table
     for row in ("| original |", "| ga |", "| retrain (reference) |"):
         assert row in table.split("## Audit")[1]
+
+
+def test_summary_bolds_the_lowest_method_and_counts_the_seeds():
+    from mmu_core.bench.unlearning import PRESETS, summary_markdown
+
+    def cell(method, seed, mi, rdr=90.0):
+        h = {"MI": mi, "R@D_f": 10.0, "R@D_test": 70.0, "R@D_r": rdr}
+        return {"method": method, "seed": seed, "unlearning": {"seconds": 1.0},
+                "metrics": {"scenario": "privacy", "headline": h}}
+
+    by = {("privacy", 5, "retrain"): [cell("retrain", s, 0.0) for s in (0, 1)],
+          ("privacy", 5, "original"): [cell("original", s, 0.0) for s in (0, 1)],
+          ("privacy", 5, "ga"): [cell("ga", 0, 30.0), cell("ga", 1, 60.0, rdr=80.0)],
+          ("privacy", 5, "ours"): [cell("ours", 0, 15.0), cell("ours", 1, 45.0)]}
+    md = "\n".join(summary_markdown(by, PRESETS["paper"]))
+    avg, rdr = md.split("## Summary: |delta R@D_r|")
+    # Avg.G = mean |delta| over MI, R@D_f, R@D_test: ga 15 ± 7.07, ours 10 ± 7.07
+    row = next(line for line in avg.splitlines() if line.startswith("| privacy, 5 |"))
+    assert row.startswith("| privacy, 5 | 2 of 5 | 0.00 ± 0.00 |")  # original: never bold
+    assert "| 15.00 ± 7.07 |" in row and "| **10.00** ± 7.07 |" in row
+    row = next(line for line in rdr.splitlines() if line.startswith("| privacy, 5 |"))
+    assert "| 5.00 ± 7.07 |" in row and "| **0.00** ± 0.00 |" in row

@@ -413,6 +413,37 @@ def audit_markdown_table(by: dict, scenario: str, size: int, methods) -> list[st
     return md + [""]
 
 
+def summary_markdown(by: dict, preset: Preset) -> list[str]:
+    """Every scenario and size on one line per table: the retrieval Avg.G to Retrain of each
+    method (the lowest mean in bold), then |delta R@D_r| (locality on the retained pairs)."""
+    grid = [(sc, size) for sc, sizes in preset.grid.items() for size in sizes]
+    shown = ("original",) + tuple(m for m in preset.methods if m != "retrain")
+    rows = {g: method_rows(by, *g, shown) for g in grid}
+    rows = {g: r for g, r in rows.items() if r}
+    if not rows:
+        return []
+    methods = [m for m in shown if any(m in r for r in rows.values())]
+    md = []
+    for title, pick in (("retrieval Avg.G to Retrain", lambda r: r["values"]["avg_g"]),
+                        ("|delta R@D_r| to Retrain", lambda r: r["deltas"]["R@D_r"])):
+        md += [f"## Summary: {title} (lower is better)", "",
+               "Mean ± std over the seeds computed (n of the preset's seeds); the lowest "
+               "mean in bold.", "", "| scenario, forget | n | " + " | ".join(methods) + " |",
+               "|---" * (len(methods) + 2) + "|"]
+        for (scenario, size), r in rows.items():
+            values = {m: pick(r[m]) for m in methods if m in r}
+            best = min(_mean(v) for m, v in values.items() if m != "original")
+            cols = [("-" if m not in values else
+                     (f"**{_mean(values[m]):.2f}**" if _mean(values[m]) == best
+                      else f"{_mean(values[m]):.2f}") + f" ± {_std(values[m]):.2f}")
+                    for m in methods]
+            n = max(r[m]["n"] for m in values)
+            md.append(f"| {scenario}, {size} | {n} of {len(preset.seeds_of(scenario, size))} "
+                      "| " + " | ".join(cols) + " |")
+        md.append("")
+    return md
+
+
 def write_tables(cells: dict, out: Path, preset: Preset) -> None:
     """tables.md (Markdown), tables.json and cells.csv from the computed cells."""
     import csv
@@ -432,6 +463,7 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
               + "; ".join(machines or ["?"]) + ")."
               + (f" Smoke preset: Retrain ran {preset.retrain_epochs} epochs, not the "
                  "recipe's." if preset.retrain_epochs else ""), ""], {}
+    md += summary_markdown(by, preset)
     for scenario, sizes in preset.grid.items():
         second = "V-MCQ" if scenario == "privacy" else "VE"
         for size in sizes:
