@@ -130,7 +130,10 @@ def test_summary_bolds_the_lowest_method_and_counts_the_seeds():
           ("privacy", 5, "original"): [cell("original", s, 0.0) for s in (0, 1)],
           ("privacy", 5, "ga"): [cell("ga", 0, 30.0), cell("ga", 1, 60.0, rdr=80.0)],
           ("privacy", 5, "ours"): [cell("ours", 0, 15.0), cell("ours", 1, 45.0)]}
+    by[("privacy", 50, "retrain")] = [cell("retrain", 0, 0.0)]  # only the original yet
+    by[("privacy", 50, "original")] = [cell("original", 0, 90.0)]
     md = "\n".join(summary_markdown(by, PRESETS["paper"]))
+    assert "| privacy, 50 | 1 of 3 | 30.00 ± 0.00 | - |" in md
     avg, rdr = md.split("## Summary: |delta R@D_r|")
     # Avg.G = mean |delta| over MI, R@D_f, R@D_test: ga 15 ± 7.07, ours 10 ± 7.07
     row = next(line for line in avg.splitlines() if line.startswith("| privacy, 5 |"))

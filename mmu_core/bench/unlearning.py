@@ -432,7 +432,7 @@ def summary_markdown(by: dict, preset: Preset) -> list[str]:
                "|---" * (len(methods) + 2) + "|"]
         for (scenario, size), r in rows.items():
             values = {m: pick(r[m]) for m in methods if m in r}
-            best = min(_mean(v) for m, v in values.items() if m != "original")
+            best = min((_mean(v) for m, v in values.items() if m != "original"), default=None)
             cols = [("-" if m not in values else
                      (f"**{_mean(values[m]):.2f}**" if _mean(values[m]) == best
                       else f"{_mean(values[m]):.2f}") + f" ± {_std(values[m]):.2f}")
