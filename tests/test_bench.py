@@ -11,6 +11,7 @@ def test_smoke_preset_writes_every_table_and_resumes(tmp_path):
     logs = []
     run_preset("smoke", out, log=logs.append)
     table = (out / "tables.md").read_text()
+    assert table.startswith("# Unlearning benchmark, preset `smoke`\n")  # complete
     for method in ("original",) + METHODS:
         assert f"| {method} |" in table
     assert "Per-word matching-score shifts" in table
@@ -51,6 +52,7 @@ def test_shards_split_the_cells_between_them(tmp_path, monkeypatch):
         U.run_preset("paper", tmp_path / "p", log=lambda *_: None, shard=shard)
     every = computed[None]
     assert len(every) == len(set(every)) > 2
+    assert f"(PARTIAL: 0 of {len(every)} cells)" in (tmp_path / "p" / "tables.md").read_text()
     assert sorted(computed[(0, 2)] + computed[(1, 2)]) == sorted(every)
     assert not set(computed[(0, 2)]) & set(computed[(1, 2)])
     assert U.parse_shard("1/4") == (1, 4) and U.parse_shard(None) is None

@@ -291,7 +291,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
     summary = {"preset": preset_name, "cells": len(cells), "cells_expected": expected,
                "provenance": provenance({"preset": preset_name, **preset.__dict__})}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    write_tables(cells, out, preset)
+    write_tables(cells, out, preset, expected)
     return summary
 
 
@@ -444,8 +444,9 @@ def summary_markdown(by: dict, preset: Preset) -> list[str]:
     return md
 
 
-def write_tables(cells: dict, out: Path, preset: Preset) -> None:
-    """tables.md (Markdown), tables.json and cells.csv from the computed cells."""
+def write_tables(cells: dict, out: Path, preset: Preset, expected: int | None = None) -> None:
+    """tables.md (Markdown), tables.json and cells.csv from the computed cells; with fewer
+    than `expected` cells the title says PARTIAL."""
     import csv
 
     from mmu_core.metrics.compare import compare
@@ -455,7 +456,9 @@ def write_tables(cells: dict, out: Path, preset: Preset) -> None:
         by.setdefault((c["scenario"], c["size"], c["method"]), []).append(c)
 
     machines = sorted({c.get("provenance", {}).get("machine", "?") for c in cells.values()})
-    md, js = [f"# Unlearning benchmark, preset `{out.name}`", "",
+    partial = (f" (PARTIAL: {len(cells)} of {expected} cells)"
+               if expected and len(cells) < expected else "")
+    md, js = [f"# Unlearning benchmark, preset `{out.name}`{partial}", "",
               "Each value: mean ± std over the seeds computed so far (n), then in brackets "
               "the mean over seeds of |value - Retrain's of the same seed|; Avg.G likewise "
               "per seed. Steps: optimisation steps (Retrain: epochs); grad: backward passes; "
