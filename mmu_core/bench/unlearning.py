@@ -269,22 +269,27 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
             cells[name] = cell
             log(f"[{time.time() - t0:7.1f} s] {name}: {cell['unlearning']['seconds']} s")
 
-    # first seed everywhere, then the ablations, then the other seeds: a run cut short
+    # first seed everywhere, then the other seeds of the audited sizes (an audit table
+    # needs >= 3 seeds), then the ablations, then the remaining seeds: a run cut short
     # still leaves a complete first pass
     grid = [(sc, size) for sc, sizes in preset.grid.items() for size in sizes]
     # Retrain first: an audited cell's Retrain model is kept for the others' audits
     order_methods = tuple(sorted(("original",) + preset.methods, key=lambda m: m != "retrain"))
+
+    def later_seeds(sizes):
+        for k in range(1, max(len(preset.seeds_of(*g)) for g in grid)):
+            for scenario, size in sizes:
+                seeds = preset.seeds_of(scenario, size)
+                for method in order_methods if k < len(seeds) else ():
+                    one(scenario, size, seeds[k], method)
     for scenario, size in grid:
         for method in order_methods:
             one(scenario, size, preset.seeds[0], method)
+    later_seeds([g for g in grid if g in preset.audits])
     for scenario, size in preset.ablations:
         for tag, settings in ABLATIONS.items():
             one(scenario, size, preset.seeds[0], "ours", settings, tag=f"ours[{tag}]")
-    for k in range(1, max(len(preset.seeds_of(*g)) for g in grid)):
-        for scenario, size in grid:
-            seeds = preset.seeds_of(scenario, size)
-            for method in order_methods if k < len(seeds) else ():
-                one(scenario, size, seeds[k], method)
+    later_seeds([g for g in grid if g not in preset.audits])
     out.mkdir(parents=True, exist_ok=True)
     expected = sum(len(preset.seeds_of(*g)) for g in grid) * (1 + len(preset.methods)) + len(
         preset.ablations) * len(ABLATIONS)
