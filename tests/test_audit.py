@@ -51,6 +51,14 @@ def test_linear_cka_is_one_for_rotations_and_scalings_and_low_for_unrelated_feat
     assert linear_cka(x, x) == pytest.approx(1.0)
     assert linear_cka(x, 3.0 * x @ q + 5.0) == pytest.approx(1.0, abs=1e-9)
     assert linear_cka(x, torch.randn(200, 16, generator=g)) < 0.2
+    # debiased: unrelated features on as few pairs as an audit's D_f average near 0 (the
+    # plain estimator gives them about 0.97 on 5 pairs and 0.88 on 35)
+    for n in (5, 35):
+        unrelated = [linear_cka(torch.randn(n, 256, generator=g), torch.randn(n, 256, generator=g))
+                     for _ in range(30)]
+        assert abs(sum(unrelated) / 30) < 0.15
+    with pytest.raises(ValueError, match="at least 4"):
+        linear_cka(x[:3], x[:3])
 
 
 def test_layer_features_cover_every_layer_and_cka_of_a_model_with_itself_is_one(models,

@@ -8,7 +8,8 @@ quantisation    torch's int8 dynamic quantisation of the Linear layers; R@D_f an
                 and after (Zhang et al., ICLR 2025).
 per-pair        the loss and reference-calibrated attacks of `metrics.attacks`, for the
                 original, the unlearned model and Retrain (Hayes et al., SaTML 2025).
-representation  linear CKA per layer against Retrain and against the original, on D_f and D_r.
+representation  debiased linear CKA per layer against Retrain and against the original,
+                on D_f and D_r.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def audit(unlearned: Backbone, original: Backbone, retrained: Backbone, referenc
     out["per_pair"] = {n: per_pair_attacks(*losses[n], ref_f, ref_u)
                        for n in ("original", "unlearned", "retrain")}
     out["per_pair"]["pairs"] = [p.pair_id for p in forget]
+    out["cka_estimator"] = "debiased linear"  # cells before 2026-11-29 hold the plain one
     out["cka"] = {s: {"unlearned_vs_retrain": cka_per_layer(feats["unlearned"][s],
                                                             feats["retrain"][s]),
                       "unlearned_vs_original": cka_per_layer(feats["unlearned"][s],
