@@ -22,7 +22,7 @@ def create_audit_tab(engine: Engine, key: gr.State):
     summary = gr.Markdown(elem_id="audit-summary")
     curves = gr.Plot(label="Relearning: R@D_f and MI after k steps")
     attacks = gr.Plot(label="Per-pair membership")
-    cka = gr.Plot(label="Linear CKA per layer")
+    cka = gr.Plot(label="Linear CKA per layer (debiased)")
     with gr.Accordion("All audit tables", open=False):
         tables = gr.Markdown()
 
@@ -38,18 +38,21 @@ def create_audit_tab(engine: Engine, key: gr.State):
         retrained = entry.get("retrained")
         if retrained is None:
             progress(0, desc="Retrain (not run in Compare yet)")
-            retrained, _ = forget_request.retrain_reference(out)
-            entry["retrained"] = retrained
+            retrained, how = forget_request.retrain_reference(out)
+            entry["retrained"], entry["retrain_how"] = retrained, how["how"]
         progress(0.3, desc="auditing")
         config = AuditConfig(relearn_steps=tuple(int(s) for s in ks.split(",")))
-        # D_f: every pair forgotten so far (requests made one after another included)
-        result = audit(out.unlearned, out.shipped, retrained,
+        # D_f: every pair forgotten so far (requests made one after another included);
+        # original: the model that saw them all (taught copy included), as in Compare
+        result = audit(out.unlearned, out.origin or out.original, retrained,
                        engine.model(out.scenario, "embedded:pretrained"), out.all_data(),
                        out.forgotten_ids, config)
+        result["retrain"] = entry["retrain_how"]
         entry["audit"] = result
         gap = result["relearn"]["gap"]["benign"]
         last = gap[-1]
-        text = (f"**Audited in {result['seconds']:.0f} s.** After {last['step']} steps of "
+        text = (f"**Audited in {result['seconds']:.0f} s** against Retrain "
+                f"({result['retrain']}). After {last['step']} steps of "
                 f"benign relearning, R@D_f is {last['R@D_f']:+.1f} points and the membership "
                 f"probability {last['MI']:+.1f} points from Retrain's under the same "
                 f"fine-tuning (0 = as if never trained on them). Calibrated per-pair attack "

@@ -84,7 +84,9 @@ def create_compare_tab(engine: Engine, key: gr.State):
         progress(0.5, desc="evaluating the three models")
         cmp = forget_request.comparison(out, retrained)
         cmp["retrain"] = how.get("how")
-        entry["comparison"], entry["retrained"] = cmp, retrained  # the audit reuses Retrain
+        # the audit reuses this Retrain and says how it was made (fewer epochs: rougher)
+        entry["comparison"], entry["retrained"], entry["retrain_how"] = cmp, retrained, cmp[
+            "retrain"]
         rows = []
         for model, ev in cmp["evidence"].items():
             rows += [[model, r["text"], round(r["match"], 3), round(r["itc"], 3), r["rank"],

@@ -59,10 +59,11 @@ def _settings(meth, scenario, model, n_pairs, tuned, n_steps, n_r) -> tuple[dict
 def _history(out: forget_request.Outcome) -> str:
     if len(out.history) <= 1:
         return ""
-    steps = ", ".join(f"{i}) {len(ids)} pair(s)" for i, ids in enumerate(out.history, 1))
+    steps = ", ".join(f"{i}) {len(ids)} pair(s) with `{m}`"
+                      for i, (m, ids) in enumerate(zip(out.methods, out.history), 1))
     return (f"\n\n**Requests so far** (each on top of the one before): {steps}; "
-            f"{len(out.forgotten_ids)} pairs forgotten in all. Retrain (Compare) leaves out "
-            f"all of them.")
+            f"{len(out.forgotten_ids)} pairs forgotten in all. Compare, Audit and the report "
+            f"cover all of them, against a Retrain that leaves all of them out.")
 
 
 def create_forget_tab(engine: Engine, key: gr.State):
@@ -106,6 +107,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
                 more = gr.Button("Forget more (on top of this result)", elem_id="forget-more")
             teach = gr.Button("Teach it first, then forget", visible=False, elem_id="teach")
     status = gr.Markdown(elem_id="forget-status")
+    # whether the request that asked to teach first was a "Forget more": teaching continues it
+    continuing = gr.State(False)
     anchors_img = gr.Gallery(label="R_1: anchor images from MVI", columns=8, height=180,
                              object_fit="contain", fit_columns=False,
                              allow_preview=False)
@@ -207,7 +210,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
             msg = (f"**Nothing to forget yet.** {err} Right now the model gives this pair a "
                    f"match of {before.mean('match'):.3f} and a membership probability of "
                    f"{before.mean('member'):.3f}.")
-            return (old_key, msg, gr.update(visible=True), None, "", None)
+            return (old_key, msg, gr.update(visible=True), None, "", None, more)
         engine.store.drop(old_key)  # one result per visitor: free the previous model
         new_key = engine.store.put({"outcome": out, "model_id": model, "views": None,
                                     "comparison": None, "audit": None})
@@ -218,7 +221,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
         df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
         used = f"\n\nSettings: `{json.dumps(settings)}`, from {source}."
         return (new_key, _status(out) + used + _history(out), gr.update(visible=False), imgs,
-                txt_md, df)
+                txt_md, df, False)
 
     @gpu
     @user_errors
@@ -230,9 +233,9 @@ def create_forget_tab(engine: Engine, key: gr.State):
     @gpu
     @user_errors
     def teach_then_forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
-                          old_key, progress=gr.Progress(track_tqdm=True)):
+                          old_key, cont, progress=gr.Progress(track_tqdm=True)):
         return _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, True,
-                    progress)
+                    progress, more=bool(cont))
 
     @gpu
     @user_errors
@@ -243,7 +246,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
 
     inputs = [scenario, model_id, method, chosen, upload, text, seed, use_tuned, steps,
               n_anchor, key]
-    outputs = [key, status, teach, anchors_img, anchors_txt, table]
+    outputs = [key, status, teach, anchors_img, anchors_txt, table, continuing]
     scenario.change(show_gallery, scenario, [gallery, chosen], api_name="gallery")
     # page-only events (a click in the gallery, clearing the upload, the page load) are
     # not API endpoints: /gallery and the forget set's ids cover them for a client
@@ -255,6 +258,6 @@ def create_forget_tab(engine: Engine, key: gr.State):
                     concurrency_id="model")
     run.click(forget, inputs, outputs, api_name="forget", concurrency_id="model")
     more.click(forget_more, inputs, outputs, api_name="forget_more", concurrency_id="model")
-    teach.click(teach_then_forget, inputs, outputs, api_name="teach_then_forget",
+    teach.click(teach_then_forget, inputs + [continuing], outputs, api_name="teach_then_forget",
                 concurrency_id="model")
     return on_load, scenario, [gallery, chosen, model_id]

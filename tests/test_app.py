@@ -165,6 +165,12 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert "Forgot 1 pair(s) with `ga`" in status and "2) 1 pair(s)" in status
     assert "from tuned on privacy validation sets of size 5" in status  # the protocol's
     assert "2 pairs forgotten in all" in status
+    # an unknown upload in a further request: teaching it first continues the sequence
+    other = "arne vik is a fisher from bergen."
+    status, *_ = _forget(client, face, other, api="/forget_more", method="ga")
+    assert "Nothing to forget yet" in status
+    status, *_ = _forget(client, face, other, api="/teach_then_forget", method="ga")
+    assert "3) 1 pair(s) with `ga`" in status and "3 pairs forgotten in all" in status
 
 
 def test_sessions_are_isolated(app_url, face):

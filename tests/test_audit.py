@@ -188,7 +188,7 @@ def test_audit_command_reads_the_forget_result(world, privacy, tmp_path):
     assert not any(p.text in card for p in sc.split(ids)[0])
 
 
-def test_requests_one_after_another(models, privacy, monkeypatch):
+def test_requests_one_after_another(models, privacy, monkeypatch, tmp_path):
     sc, ids = privacy
     seen = []
     real_run = unlearn.run
@@ -217,8 +217,37 @@ def test_requests_one_after_another(models, privacy, monkeypatch):
     # Retrain for the sequence: on the data without every pair forgotten so far
     monkeypatch.setattr(unlearn, "run", lambda name, request, **kw: (
         seen.append(request) or (request.original, {"epochs": 0})))
-    retrain_reference(second)
+    retrained, how = retrain_reference(second)
     assert not ({p.pair_id for p in seen[-1].retain} & set(second.forgotten_ids))
+    assert how["how"] == "retrained on D_r for 0 epochs"
+
+    # Compare, the export and the report cover the union, against the model before the
+    # first request (not the last request's pairs against the previous result)
+    from mmu_core.erasure import forget_request as FR
+    from mmu_core.erasure.export import export_outcome
+    from mmu_core.erasure.report import erasure_report
+    from mmu_core.metrics import evaluate as E
+
+    evaluated, scored = [], []
+    monkeypatch.setattr(E, "evaluate", lambda bb, data, ids, **kw: evaluated.append(
+        (bb, data, list(ids))) or {"headline": {"MI": 1.0}})
+    monkeypatch.setattr(FR, "evidence", lambda bb, data, pairs, seed=0: scored.append(
+        (bb, list(pairs))) or first.before)
+    cmp = FR.comparison(second, retrained)
+    assert [bb for bb, *_ in evaluated] == [models["original"], second.unlearned, retrained]
+    assert all(ids == second.forgotten_ids for *_, ids in evaluated)
+    assert all(set(ids) <= {p.pair_id for p in data.train} for _, data, ids in evaluated)
+    assert [pairs for _, pairs in scored] == [second.forgotten] * 3
+    assert set(cmp["evidence"]) == {"original", "unlearned", "retrained"}
+    record, internal = export_outcome(second, tmp_path / "export", "embedded")
+    assert internal["request"]["forget_ids"] == second.forgotten_ids
+    assert record["forgotten"]["entries"] == len(set(second.forgotten_ids))
+    assert record["requests"] == [{"method": "ga", "entries": len(first_pairs)},
+                                  {"method": "ga", "entries": len(second_pairs)}]
+    assert "forgotten in 2 requests" in (tmp_path / "export" / "README.md").read_text()
+    page = erasure_report(second)
+    assert "2 requests, each on top of the one before" in page
+    assert all(p.pair_id in page for p in first_pairs + second_pairs)
 
 
 def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, monkeypatch):

@@ -74,6 +74,7 @@ def public_record(internal: dict, weights_sha256: str) -> dict:
         "forgotten": {"entries": len(set(req["forget_ids"])),
                       "pairs": info["forget_scores"]["pairs"] if "forget_scores" in info else None,
                       "ids_salted_sha256": forget_digest(req["forget_ids"], req["salt"])},
+        "requests": req.get("requests"),  # counts and methods, one after another
         "forget_pairs_scores": info.get("forget_scores"),
         "cost": {k: info.get(k) for k in ("seconds", "steps", "grad_evals") if k in info},
         "metrics_after": metrics.get("headline"),
@@ -111,7 +112,8 @@ def model_card(record: dict) -> str:
         "## What was forgotten", "",
         f"{f['entries']} forget-list entries ({f['pairs']} pairs scored). Their ids are not "
         f"published; their salted SHA-256 is `{f['ids_salted_sha256']}` (the requester keeps "
-        "the salt). Forgetting pairs, before -> after: " + moved + ".", "",
+        "the salt). Forgetting pairs, before -> after: " + moved + "."
+        + _requests_note(record.get("requests")), "",
         "## Method and settings (resolved values)", "", "```json",
         json.dumps({"method": record["method"], **record["settings"]}, indent=1), "```", "",
         "Cost: " + ", ".join(f"{k} {v}" for k, v in record["cost"].items()), "",
@@ -121,6 +123,16 @@ def model_card(record: dict) -> str:
         "```json\n" + json.dumps(record["audits"], indent=1) + "\n```", "",
         "## Provenance", "", "```json", json.dumps(record["provenance"], indent=1), "```", ""]
     return "\n".join(front + [""] + body)
+
+
+def _requests_note(requests: list | None) -> str:
+    if not requests or len(requests) < 2:
+        return ""
+    steps = "; ".join(f"{i}) {r['entries']} with `{r['method']}`"
+                      for i, r in enumerate(requests, 1))
+    return (f" They were forgotten in {len(requests)} requests, each on top of the one "
+            f"before: {steps}. The scores above are the last request's; the method and "
+            "settings below are its own.")
 
 
 def write_card(folder: str | Path, internal: dict) -> dict:
@@ -163,7 +175,10 @@ def export_outcome(outcome, folder: str | Path, model_id: str, comparison: dict 
     internal = {"request": {"base_model": model_id,
                             "base_weights": state_fingerprint(outcome.shipped),
                             "scenario": outcome.scenario,
-                            "forget_ids": [p.pair_id for p in outcome.forget],
+                            # every pair forgotten so far: a sequence's union
+                            "forget_ids": outcome.forgotten_ids,
+                            "requests": [{"method": m, "entries": len(pairs)} for m, pairs
+                                         in zip(outcome.methods, outcome.history)],
                             "salt": salt or new_salt(), "taught_first": outcome.taught},
                 "unlearning": outcome.info,
                 "metrics": {"headline": models.get("unlearned")} if models else None,

@@ -181,6 +181,14 @@ class Outcome:
     # the pairs of every request so far, oldest first (this one last); `shipped` saw them all
     history: list = field(default_factory=list)
     mvi_pairs: list = field(default_factory=list)  # what MVI was fitted on (kept in a sequence)
+    methods: list = field(default_factory=list)  # each request's method, as `history`
+    # the model before the first request (its taught copy when that one taught uploads):
+    # what a sequence's comparison and audit call "original"
+    origin: Backbone | None = None
+
+    @property
+    def sequence(self) -> bool:
+        return len(self.history) > 1
 
     @property
     def forgotten(self) -> list[Pair]:
@@ -227,7 +235,8 @@ def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pai
     seconds["total"] = round(seconds["teach"] + time.perf_counter() - t0, 2)
     return Outcome(scenario_name, method, dict(settings or {}), list(pairs), bool(new), base,
                    model, original, data, before, after, info, request.artifacts.get("anchors", []),
-                   request.artifacts.get("mvi"), seconds, [list(pairs)], extras["mvi_pairs"])
+                   request.artifacts.get("mvi"), seconds, [list(pairs)], extras["mvi_pairs"],
+                   [method], base)
 
 
 def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
@@ -244,8 +253,9 @@ def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
     extras.setdefault("mvi_pairs", previous.mvi_pairs)  # the same MVI fit, not a new one
     out = forget(previous.unlearned, without(previous.scenario_data, done), previous.scenario,
                  pairs, method or previous.method, settings, teach_first, seed, **extras)
-    return dataclasses.replace(out, shipped=previous.shipped,
-                               history=previous.history + out.history)
+    return dataclasses.replace(out, shipped=previous.shipped, origin=previous.origin,
+                               history=previous.history + out.history,
+                               methods=previous.methods + out.methods)
 
 
 def retrain_reference(outcome: Outcome, epochs: int | None = None, **extras):
@@ -258,23 +268,30 @@ def retrain_reference(outcome: Outcome, epochs: int | None = None, **extras):
     request = Request.build(outcome.shipped, outcome.scenario_data,
                             [p.pair_id for p in outcome.forget], outcome.scenario, **extras)
     model, info = unlearn.run("retrain", request, **({"epochs": epochs} if epochs else {}))
-    return model, {"how": f"retrained on D_r for {info['epochs']} epochs", **info}
+    full = info.get("recipe_epochs")
+    of = f" of the recipe's {full}" if full and info["epochs"] < full else ""
+    rough = " (a rougher reference than the full recipe)" if of else ""
+    return model, {"how": f"retrained on D_r for {info['epochs']}{of} epochs{rough}", **info}
 
 
 def comparison(outcome: Outcome, retrained: Backbone, max_pairs: int = 300, seed: int = 0) -> dict:
-    """Headline metrics of original, unlearned and retrained models on this request's
-    scenario and forget set, with the deltas to Retrain (Markdown) and per-pair evidence."""
+    """Headline metrics of original, unlearned and retrained models with the deltas to
+    Retrain (Markdown) and per-pair evidence. D_f is every pair forgotten so far and the
+    original is the model before the first request, as Retrain (`retrain_reference`) is
+    trained without all of them: after one request, this request's pairs and model."""
     from mmu_core.metrics.compare import headline_table
     from mmu_core.metrics.evaluate import evaluate
 
-    ids = [p.pair_id for p in outcome.forget]
-    models = {"original": outcome.original, "unlearned": outcome.unlearned,
+    data, forgotten = outcome.all_data(), outcome.forgotten
+    models = {"original": outcome.origin or outcome.original, "unlearned": outcome.unlearned,
               "retrained": retrained}
-    results = {name: evaluate(bb, outcome.scenario_data, ids, max_pairs=max_pairs, seed=seed)
+    results = {name: evaluate(bb, data, outcome.forgotten_ids, max_pairs=max_pairs, seed=seed)
                for name, bb in models.items()}
     heads = {name: r["headline"] for name, r in results.items()}
+    if outcome.sequence:  # before/after of the last request cover its pairs only
+        rows = {name: evidence(bb, data, forgotten, seed).rows for name, bb in models.items()}
+    else:
+        rows = {"original": outcome.before.rows, "unlearned": outcome.after.rows,
+                "retrained": evidence(retrained, data, forgotten, seed).rows}
     return {"models": heads, "metrics": list(heads["retrained"]),
-            "table_md": headline_table(results, retrain="retrained"),
-            "evidence": {"original": outcome.before.rows, "unlearned": outcome.after.rows,
-                         "retrained": evidence(retrained, outcome.scenario_data,
-                                               outcome.forget, seed).rows}}
+            "table_md": headline_table(results, retrain="retrained"), "evidence": rows}

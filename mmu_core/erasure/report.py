@@ -75,9 +75,17 @@ def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
              f"model <code>{html.escape(model_id)}</code> · scenario "
              f"<code>{outcome.scenario}</code> · method <code>{outcome.method}</code></p>"]
     parts.append("<h2>What was forgotten</h2>")
-    for p in outcome.forget:
-        parts.append(f'<div class="pair">{_img(open_image(p))}<span>{html.escape(p.text)}'
-                     f"<br><small>{p.pair_id}</small></span></div>")
+    if outcome.sequence:
+        steps = "".join(f"<li>{len(pairs)} pair(s) with <code>{m}</code></li>"
+                        for m, pairs in zip(outcome.methods, outcome.history))
+        parts.append(f"<p>{len(outcome.history)} requests, each on top of the one before "
+                     f"(the settings, evidence and anchors below are the last one's; the "
+                     f"comparison and audit cover every pair):</p><ol>{steps}</ol>")
+    for i, pairs in enumerate(outcome.history, 1):
+        for p in pairs:
+            asked = f" · request {i}" if outcome.sequence else ""
+            parts.append(f'<div class="pair">{_img(open_image(p))}<span>{html.escape(p.text)}'
+                         f"<br><small>{p.pair_id}{asked}</small></span></div>")
     if outcome.taught:
         parts.append("<p>Uploaded pairs were never in the training data; a copy of the model "
                      "was taught them first (a short fine-tune with retained data), and that "
