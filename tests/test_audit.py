@@ -289,3 +289,21 @@ def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, mo
     assert again["avg_g"] == r["avg_g"] and again["retrain"] == r["retrain"]
     with pytest.raises(ValueError, match="unknown method"):
         B.sequence_table(tmp_path, methods=("nope",))
+
+
+def test_sequence_requests_are_whole_groups_of_exactly_the_size():
+    from types import SimpleNamespace
+
+    from mmu_core.bench import audit as B
+
+    sizes = [2, 3, 4, 1, 1, 1, 3, 2, 5, 2, 1, 4]  # groups of uneven sizes
+    train = [SimpleNamespace(pair_id=f"g{g}_{i}", group=f"g{g}")
+             for g, n in enumerate(sizes) for i in range(n)]
+    plan = B._requests(SimpleNamespace(train=train), 3, 5, seed=1)
+    assert [len(r) for r in plan] == [5, 5, 5]
+    groups = [{p.group for p in r} for r in plan]
+    for r, gs in zip(plan, groups):  # every group in a request is whole
+        assert sorted(p.pair_id for p in r) == sorted(p.pair_id for p in train if p.group in gs)
+    assert not (groups[0] & groups[1]) and not (groups[1] & groups[2])
+    with pytest.raises(ValueError, match="not enough whole groups"):
+        B._requests(SimpleNamespace(train=train), 6, 5, seed=1)

@@ -68,24 +68,29 @@ def audit_benchmark(method: str = "ours", scenario: str = "privacy", size: int =
 
 
 def _requests(sc, n: int, size: int, seed: int) -> list[list]:
-    """`n` disjoint requests of `size` training pairs: whole groups (a person, an image with
-    its captions), drawn with a fixed seed."""
+    """`n` disjoint requests of exactly `size` training pairs, each made of whole groups (a
+    person, a work with its views), drawn with a fixed seed; a group that would overflow
+    the request is left for a later one."""
     import numpy as np
 
     by_group: dict = {}
     for p in sc.train:
         by_group.setdefault(p.group, []).append(p)
     groups = list(by_group)
-    order = np.random.default_rng(seed).permutation(len(groups))
-    out, current = [], []
-    for i in order:
-        current += by_group[groups[i]]
-        if len(current) >= size:
-            out.append(current[:size])
-            current = []
-            if len(out) == n:
-                return out
-    raise ValueError(f"not enough groups for {n} requests of {size} pairs")
+    pending = [by_group[groups[i]] for i in np.random.default_rng(seed).permutation(len(groups))]
+    out = []
+    while len(out) < n:
+        current = []
+        for group in list(pending):
+            if len(current) + len(group) <= size:
+                current += group
+                pending.remove(group)
+            if len(current) == size:
+                break
+        if len(current) < size:
+            raise ValueError(f"not enough whole groups for {n} requests of {size} pairs")
+        out.append(current)
+    return out
 
 
 def sequence_benchmark(method: str = "ours", scenario: str = "privacy", requests: int = 5,

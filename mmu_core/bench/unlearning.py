@@ -369,7 +369,11 @@ def audit_values(audit: dict) -> dict:
         v[pre + "int8 shift"] = q["int8"]["R@D_f"] - q["fp32"]["R@D_f"]
         v[pre + "loss AUC"] = audit["per_pair"][who]["loss"]["auc"]
         v[pre + "calibrated AUC"] = audit["per_pair"][who]["calibrated"]["auc"]
-    v["benign gap"] = audit["relearn"]["gap"]["benign"][-1]["R@D_f"]
+    gap = audit["relearn"]["gap"]
+    v["benign gap"] = gap["benign"][-1]["R@D_f"]
+    v["MI benign gap"] = gap["benign"][-1]["MI"]
+    if "targeted" in gap:
+        v["targeted gap"] = gap["targeted"][-1]["R@D_f"]
     if audit.get("cka_estimator") == "debiased linear":  # the plain estimator's figures
         # on 5-35 pairs are mostly its upward bias (docs/audit.md): not shown
         v["CKA vs Retrain"] = audit["cka"]["D_f"]["unlearned_vs_retrain"][fusion]
@@ -377,8 +381,9 @@ def audit_values(audit: dict) -> dict:
     return v
 
 
-AUDIT_COLUMNS = ("R@D_f k=0", "R@D_f benign", "benign gap", "R@D_f targeted", "int8 shift",
-                 "loss AUC", "calibrated AUC", "CKA vs Retrain", "CKA vs original")
+AUDIT_COLUMNS = ("R@D_f k=0", "R@D_f benign", "benign gap", "MI benign gap", "R@D_f targeted",
+                 "targeted gap", "int8 shift", "loss AUC", "calibrated AUC", "CKA vs Retrain",
+                 "CKA vs original")
 
 
 def audit_markdown_table(by: dict, scenario: str, size: int, methods) -> list[str]:
@@ -404,11 +409,13 @@ def audit_markdown_table(by: dict, scenario: str, size: int, methods) -> list[st
     md = [f"## Audit, {scenario}, forget {size}: does the forgetting hold?", "",
           f"Mean ± std over seeds. R@D_f at k=0 and after {steps} steps of benign relearning "
           f"(fine-tuning on D_r only); benign gap: unlearned minus Retrain after {steps} "
-          "steps (Retrain relearned the same way); targeted: R@D_f of the held-out half of "
-          f"D_f after {steps} steps on the other half; int8 shift: R@D_f after int8 dynamic "
-          "quantisation minus before; AUCs of D_f against never-trained pairs (0.5 = "
-          "indistinguishable; per-pair loss attack and its reference-calibrated form); CKA "
-          "of the last fusion layer on D_f (1 = the same representation).", "",
+          "steps (Retrain relearned the same way), of R@D_f and of MI; targeted: R@D_f of "
+          f"the held-out half of D_f after {steps} steps on the other half, and its gap to "
+          "Retrain's; int8 shift: R@D_f after int8 dynamic quantisation minus before; AUCs "
+          "of D_f against never-trained pairs (0.5 = indistinguishable; per-pair loss attack "
+          "and its reference-calibrated form); debiased CKA of the last fusion layer on D_f "
+          "(1 = the same representation, 0 = unrelated; from the cells that used the "
+          "debiased estimator only, so its n can be smaller).", "",
           "| method | " + " | ".join(AUDIT_COLUMNS) + " | n |", "|---" * (len(AUDIT_COLUMNS) + 2)
           + "|"]
     for method, v in rows.items():
