@@ -47,7 +47,7 @@ def create_audit_tab(engine: Engine, key: gr.State):
         result = audit(out.unlearned, out.origin or out.original, retrained,
                        engine.model(out.scenario, "embedded:pretrained"), out.all_data(),
                        out.forgotten_ids, config)
-        result["retrain"] = entry["retrain_how"]
+        result["retrain"] = entry.get("retrain_how") or "as Compare made it"
         entry["audit"] = result
         gap = result["relearn"]["gap"]["benign"]
         last = gap[-1]

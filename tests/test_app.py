@@ -131,6 +131,7 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert all(p["type"] == "plotly" for p in (curves, attacks, cka))
     assert "benign relearning" in summary and "## Relearning, benign" in tables
     assert "Relearning, targeted: skipped (D_f is one pair)" in tables
+    assert "On D_f: not computed (fewer than 4 pairs" in tables and "### on D_r" in tables
 
     report = Path(client.predict("internal", api_name="/report"))
     html = report.read_text()

@@ -355,8 +355,6 @@ def audit_values(audit: dict) -> dict:
     """The audit table's figures of one audited cell (docs/audit.md), as name -> value; the
     Retrain reference's under "retrain:" names. Relearning figures are at the last step."""
     last = {mode: curves for mode, curves in audit["relearn"].items() if mode != "gap"}
-    fusion = sorted(k for k in audit["cka"]["D_f"]["unlearned_vs_retrain"]
-                    if k.startswith("fusion"))[-1]
     v = {}
     for who in ("unlearned", "retrain"):
         pre = "" if who == "unlearned" else "retrain:"
@@ -374,8 +372,10 @@ def audit_values(audit: dict) -> dict:
     v["MI benign gap"] = gap["benign"][-1]["MI"]
     if "targeted" in gap:
         v["targeted gap"] = gap["targeted"][-1]["R@D_f"]
-    if audit.get("cka_estimator") == "debiased linear":  # the plain estimator's figures
-        # on 5-35 pairs are mostly its upward bias (docs/audit.md): not shown
+    if audit.get("cka_estimator") == "debiased linear" and "D_f" in audit["cka"]:
+        # the plain estimator's figures on 5-35 pairs are mostly its upward bias: not shown
+        fusion = sorted(k for k in audit["cka"]["D_f"]["unlearned_vs_retrain"]
+                        if k.startswith("fusion"))[-1]
         v["CKA vs Retrain"] = audit["cka"]["D_f"]["unlearned_vs_retrain"][fusion]
         v["CKA vs original"] = audit["cka"]["D_f"]["unlearned_vs_original"][fusion]
     return v

@@ -124,7 +124,9 @@ def audit(unlearned: Backbone, original: Backbone, retrained: Backbone, referenc
 
     contrast = contrast_texts(retain, seed=config.seed)
     losses: dict = {}
-    cka_sets = {"D_f": forget[:config.cka_pairs], "D_r": members[:config.cka_pairs]}
+    # debiased CKA needs 4 pairs: a smaller D_f (one uploaded pair) gets CKA on D_r only
+    cka_sets = {s: ps for s, ps in (("D_f", forget[:config.cka_pairs]),
+                                    ("D_r", members[:config.cka_pairs])) if len(ps) >= 4}
     feats: dict = {}
     steps = []
     for name, bb in models.items():
@@ -212,7 +214,12 @@ def audit_markdown(result: dict) -> str:
         a = result["per_pair"][name]
         md.append(f"| {name} | {a['loss']['auc']:.3f} | {a['calibrated']['auc']:.3f} | "
                   f"{np.median(a['calibrated']['per_pair']):.0f} |")
-    md += ["", "## Linear CKA per layer (1 = same representation)", ""]
+    debiased = result.get("cka_estimator") == "debiased linear"
+    md += ["", f"## {'Debiased linear' if debiased else 'Linear'} CKA per layer (1 = same "
+           f"representation{', 0 = unrelated' if debiased else ''})", ""]
+    if debiased and "D_f" not in result["cka"]:
+        md += ["On D_f: not computed (fewer than 4 pairs; the debiased estimator needs 4).",
+               ""]
     for s, comparisons in result["cka"].items():
         layers = list(comparisons["unlearned_vs_retrain"])
         md += [f"### on {s}", "", "| layer | unlearned vs retrain | unlearned vs original | "
