@@ -159,7 +159,7 @@ def test_audit_reports_every_check_and_the_gap_to_retrain(models, privacy):
     q = res["quantisation"]["unlearned"]
     assert set(q) == {"fp32", "int8"}
     md = A.audit_markdown(res)
-    assert "## Relearning, benign" in md and "Linear CKA" in md and "quantisation" in md
+    assert "## Relearning, benign" in md and "Debiased linear CKA" in md and "quantisation" in md
 
 
 def test_audit_command_reads_the_forget_result(world, privacy, tmp_path):
