@@ -80,13 +80,13 @@ def _requests(sc, n: int, size: int, seed: int) -> list[list]:
     pending = [by_group[groups[i]] for i in np.random.default_rng(seed).permutation(len(groups))]
     out = []
     while len(out) < n:
-        current = []
-        for group in list(pending):
+        current, left = [], []
+        for group in pending:  # first fit, in the drawn order
             if len(current) + len(group) <= size:
                 current += group
-                pending.remove(group)
-            if len(current) == size:
-                break
+            else:
+                left.append(group)
+        pending = left
         if len(current) < size:
             raise ValueError(f"not enough whole groups for {n} requests of {size} pairs")
         out.append(current)
