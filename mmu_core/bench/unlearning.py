@@ -270,8 +270,8 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
             log(f"[{time.time() - t0:7.1f} s] {name}: {cell['unlearning']['seconds']} s")
 
     # first seed everywhere, then the other seeds of the audited sizes (an audit table
-    # needs >= 3 seeds), then the ablations, then the remaining seeds: a run cut short
-    # still leaves a complete first pass
+    # needs >= 3 seeds), then the remaining seeds (the reported tables need them), then
+    # the ablations: a run cut short still leaves a complete first pass
     grid = [(sc, size) for sc, sizes in preset.grid.items() for size in sizes]
     # Retrain first: an audited cell's Retrain model is kept for the others' audits
     order_methods = tuple(sorted(("original",) + preset.methods, key=lambda m: m != "retrain"))
@@ -286,10 +286,10 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
         for method in order_methods:
             one(scenario, size, preset.seeds[0], method)
     later_seeds([g for g in grid if g in preset.audits])
+    later_seeds([g for g in grid if g not in preset.audits])
     for scenario, size in preset.ablations:
         for tag, settings in ABLATIONS.items():
             one(scenario, size, preset.seeds[0], "ours", settings, tag=f"ours[{tag}]")
-    later_seeds([g for g in grid if g not in preset.audits])
     out.mkdir(parents=True, exist_ok=True)
     expected = sum(len(preset.seeds_of(*g)) for g in grid) * (1 + len(preset.methods)) + len(
         preset.ablations) * len(ABLATIONS)
