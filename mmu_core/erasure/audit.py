@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from mmu_core.data.loaders import Pair
 from mmu_core.data.scenarios import Scenario
 from mmu_core.metrics.attacks import contrast_texts, pair_losses, per_pair_attacks
-from mmu_core.metrics.cka import cka_per_layer, layer_features
+from mmu_core.metrics.cka import MIN_EXAMPLES, cka_per_layer, layer_features
 from mmu_core.metrics.evaluate import retrieval, subsample
 from mmu_core.metrics.membership import membership_inference
 from mmu_core.models.backbone import Backbone
@@ -124,9 +124,10 @@ def audit(unlearned: Backbone, original: Backbone, retrained: Backbone, referenc
 
     contrast = contrast_texts(retain, seed=config.seed)
     losses: dict = {}
-    # debiased CKA needs 4 pairs: a smaller D_f (one uploaded pair) gets CKA on D_r only
+    # a D_f too small for the debiased CKA (one uploaded pair) gets CKA on D_r only
     cka_sets = {s: ps for s, ps in (("D_f", forget[:config.cka_pairs]),
-                                    ("D_r", members[:config.cka_pairs])) if len(ps) >= 4}
+                                    ("D_r", members[:config.cka_pairs]))
+                if len(ps) >= MIN_EXAMPLES}
     feats: dict = {}
     steps = []
     for name, bb in models.items():
@@ -218,8 +219,8 @@ def audit_markdown(result: dict) -> str:
     md += ["", f"## {'Debiased linear' if debiased else 'Linear'} CKA per layer (1 = same "
            f"representation{', 0 = unrelated' if debiased else ''})", ""]
     if debiased and "D_f" not in result["cka"]:
-        md += ["On D_f: not computed (fewer than 4 pairs; the debiased estimator needs 4).",
-               ""]
+        md += [f"On D_f: not computed (fewer than {MIN_EXAMPLES} pairs; the debiased "
+               f"estimator needs {MIN_EXAMPLES}).", ""]
     for s, comparisons in result["cka"].items():
         layers = list(comparisons["unlearned_vs_retrain"])
         md += [f"### on {s}", "", "| layer | unlearned vs retrain | unlearned vs original | "

@@ -10,6 +10,8 @@ import torch
 from mmu_core.data.loaders import Pair, open_image
 from mmu_core.models.backbone import Backbone
 
+MIN_EXAMPLES = 4  # the unbiased HSIC divides by n - 3
+
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     """Debiased linear CKA of two feature matrices over the same n >= 4 examples ([n, d1],
@@ -30,8 +32,8 @@ def _gram(x: torch.Tensor) -> torch.Tensor:
 
 def _hsic(k: torch.Tensor, l_: torch.Tensor) -> float:
     n = k.shape[0]
-    if n < 4:
-        raise ValueError(f"debiased CKA needs at least 4 examples, got {n}")
+    if n < MIN_EXAMPLES:
+        raise ValueError(f"debiased CKA needs at least {MIN_EXAMPLES} examples, got {n}")
     ones = torch.ones(n, dtype=k.dtype)
     return float(((k * l_).sum() + k.sum() * l_.sum() / ((n - 1) * (n - 2))
                   - 2 / (n - 2) * (ones @ k @ l_ @ ones)) / (n * (n - 3)))
