@@ -264,9 +264,10 @@ def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, mo
         return request.original, {"steps": 1, "seconds": 0.0, "epochs": 1}
 
     def fake_evaluate(model, sc, ids, **kw):  # Retrain's figures differ from the method's
-        mi = float(len(ids)) + (10.0 if calls[-1][0] == "retrain" else 0.0)
-        return {"scenario": "privacy", "headline": {"MI": mi, "R@D_f": 50.0,
-                                                    "R@D_test": 60.0, "R@D_r": 70.0}}
+        retrain = calls[-1][0] == "retrain"
+        mi = float(len(ids)) + (10.0 if retrain else 0.0)
+        return {"scenario": "privacy", "headline": {"MI": mi, "R@D_f": 50.0, "R@D_test": 60.0,
+                                                    "R@D_r": 90.0 if retrain else 70.0}}
 
     monkeypatch.setattr(unlearn, "run", fake_run)
     monkeypatch.setattr(E, "evaluate", fake_evaluate)
@@ -282,7 +283,10 @@ def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, mo
     assert sorted(ga[1][1]) == sorted(p.pair_id for p in plan[1])
     assert not (set(unions[0]) & ga[1][2])
     assert r["avg_g"]["ga"] == [round(10.0 / 3, 2)] * 2  # only MI differs, by 10
-    assert (tmp_path / "README.md").read_text().count("\n| 2 (10) |") == 1
+    # R@D_r, which Avg.G leaves out, has its own table with Retrain's beside the method's
+    assert r["r_dr"]["ga"] == [70.0, 70.0]
+    md = (tmp_path / "README.md").read_text()
+    assert md.count("\n| 2 (10) |") == 2 and "\n| 2 (10) | 90.0 | 70.0 |" in md
     n = len(calls)
     again = B.sequence_table(tmp_path, methods=("ga",), requests=2, size=5)
     assert len(calls) == n, "cells were recomputed"

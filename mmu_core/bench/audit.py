@@ -207,6 +207,9 @@ def sequence_table(out, methods=SEQUENCE_METHODS, scenario: str = "privacy",
                                                       for c in table[m]] for m in methods},
               "deltas": {m: [c["retrieval"]["delta"] for c in table[m]] for m in methods},
               "method_s": {m: [r["method_s"] for r in cells[m]["requests"]] for m in methods},
+              # Avg.G leaves D_r out; kept beside it so erosion of the retained pairs shows.
+              "r_dr": {m: [r["metrics"]["headline"]["R@D_r"] for r in cells[m]["requests"]]
+                       for m in methods},
               "retrain": [r["metrics"]["headline"] for r in refs],
               "provenance": provenance({"bench": "sequence-table", "seed": seed})}
     out.mkdir(parents=True, exist_ok=True)
@@ -216,8 +219,9 @@ def sequence_table(out, methods=SEQUENCE_METHODS, scenario: str = "privacy",
 
 
 def sequence_markdown(r: dict) -> str:
-    """Avg.G to the Retrain on the union after each request, the last request's |delta| per
-    retrieval metric (MI, R@D_f, R@D_test), and each method's total time."""
+    """Avg.G to the Retrain on the union after each request, R@D_r after each request beside
+    Retrain's, the last request's |delta| per retrieval metric (MI, R@D_f, R@D_test), and
+    each method's total time."""
     methods, n = r["methods"], r["requests"]
     head = "| after request (pairs so far) | " + " | ".join(methods) + " |"
     rule = "|---" * (len(methods) + 1) + "|"
@@ -229,6 +233,14 @@ def sequence_markdown(r: dict) -> str:
         cells = [f"**{r['avg_g'][m][k]:.2f}**" if r["avg_g"][m][k] == best
                  else f"{r['avg_g'][m][k]:.2f}" for m in methods]
         lines.append(f"| {k + 1} ({(k + 1) * r['size']}) | " + " | ".join(cells) + " |")
+    if "r_dr" in r:
+        lines += ["", "R@D_r after each request (Avg.G leaves it out; Retrain's is the "
+                  "reference):", "", head.replace(" |", " | retrain |", 1),
+                  rule + "---|"]
+        for k in range(n):
+            ref = r["retrain"][k]["R@D_r"]
+            lines.append(f"| {k + 1} ({(k + 1) * r['size']}) | {ref:.1f} | "
+                         + " | ".join(f"{r['r_dr'][m][k]:.1f}" for m in methods) + " |")
     lines += ["", "After the last request, |delta| to Retrain per metric, and the methods' "
               "seconds over all requests:", "",
               "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
