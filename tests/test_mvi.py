@@ -20,7 +20,10 @@ from mmu_core.mvi import fit as FIT
 from mmu_core.mvi import model as M
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = M.MVIConfig(latent_dim=4, cond_tokens=2, hidden=32, steps=40, batch_size=8, lr=1e-2)
+# lr: the shipped default. At 1e-2 this fit spiked (KL of U'_1 up to 8e3 at one step, the
+# loss up to 1e13 in one run), so where it ended depended on last-bit differences
+# between runs: the ELBO test failed in one full suite and passed alone.
+TINY = M.MVIConfig(latent_dim=4, cond_tokens=2, hidden=32, steps=40, batch_size=8, lr=3e-3)
 COLOURS = [(200, 30, 30), (30, 30, 200), (30, 160, 30), (220, 200, 40)]
 
 
@@ -106,9 +109,11 @@ def test_fitting_lowers_the_negative_elbo_and_separates_modalities(gens, data):
     mvi, summary = FIT.fit(cap, painter, pairs, TINY, feats=f)
     assert neg_elbo(mvi) < before
     assert summary["pairs"] == len(pairs) and summary["history"][-1]["step"] == TINY.steps - 1
+    # no spike on the way (at lr 1e-2 one logged step read 1e13)
+    assert max(h["loss"] for h in summary["history"]) <= summary["history"][0]["loss"] * 1.5
     probe = M.modality_probe(mvi, f)
-    # 8 pairs: 100% here in isolation; one suite run gave less with no cause found, so
-    # the bound allows one miss per modality (uninitialised weights gave 75%: still caught)
+    # 8 pairs: 100% in every run seen; the bound allows one miss per modality
+    # (uninitialised weights gave 75%: still caught)
     assert probe["U'_1"]["accuracy"] >= 87.5 and probe["U'_2"]["accuracy"] >= 87.5
     assert set(probe) == {"U'_1", "U'_2", "K'_1", "K'_2"}
 
