@@ -12,6 +12,7 @@ from mmu_ui.engine import Engine, gpu, user_errors
 def create_inspect_tab(engine: Engine, key: gr.State):
     gr.Markdown("Run a forget request first; then show what changed around its pairs.")
     show = gr.Button("Show what was erased", variant="primary", elem_id="inspect")
+    scope = gr.Markdown(elem_id="inspect-scope")
     matrix = gr.Plot(label="Matching scores before / after", elem_id="matrix")
     cams = gr.Gallery(label="Grad-CAM on the ITM cross-attention (each pair: before, after)",
                       columns=8, height=200, object_fit="contain", fit_columns=False,
@@ -46,7 +47,23 @@ def create_inspect_tab(engine: Engine, key: gr.State):
                 "theta_M should tell U'_1 from U'_2 (modality-specific) and not K'_1 from "
                 "K'_2 (modality-consistent).")
         return (views.matrix, gallery, views.maps["tsne"], views.maps["umap"], views.words,
-                table, views.probe, note)
+                table, views.probe, note, _scope(entry["outcome"]))
 
-    show.click(inspect, key, [matrix, cams, tsne, umap, words, word_table, probe, probe_note],
+    show.click(inspect, key,
+               [matrix, cams, tsne, umap, words, word_table, probe, probe_note, scope],
                api_name="inspect", concurrency_id="model")
+
+
+def _scope(outcome) -> str:
+    """What the views compare: one request's before and after, which in a sequence is the
+    previous request's result, not the model before the first request."""
+    n = len(outcome.forget)
+    taught = " (taught this request's uploads first)" if outcome.taught else ""
+    if not outcome.sequence:
+        return f"These views compare the model before the request{taught} with its result, " \
+               f"on the request's {n} pair(s)."
+    k = len(outcome.history)
+    return (f"**Request {k} of a sequence.** These views compare request {k - 1}'s result"
+            f"{taught} with request {k}'s, on request {k}'s {n} pair(s) only. Compare & "
+            "report and Audit measure the whole sequence against the model before the "
+            "first request.")

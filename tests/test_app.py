@@ -115,9 +115,10 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert float(row["ITM match after"]) < float(row["ITM match before"])
     assert float(row["membership prob. after"]) < float(row["membership prob. before"])
 
-    matrix, cams, tsne, umap, words, word_table, probe, note = client.predict(
+    matrix, cams, tsne, umap, words, word_table, probe, note, scope = client.predict(
         api_name="/inspect")
     assert all(p["type"] == "plotly" for p in (matrix, tsne, umap, words, probe))
+    assert "before the request (taught this request's uploads first)" in scope
     assert len(cams) == 2 and {c["caption"].split(":")[0] for c in cams} == {"before",
                                                                                "after"}
     assert word_table["data"] and "theta_M" in note
@@ -166,6 +167,10 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert "Forgot 1 pair(s) with `ga`" in status and "2) 1 pair(s)" in status
     assert "from tuned on privacy validation sets of size 5" in status  # the protocol's
     assert "2 pairs forgotten in all" in status
+    # Inspect shows this request's change, and says it is one step of a sequence
+    *views, scope = client.predict(api_name="/inspect")
+    assert views[0]["type"] == "plotly" and "Request 2 of a sequence" in scope
+    assert "request 1's result with request 2's, on request 2's 1 pair(s)" in scope
     # an unknown upload in a further request: teaching it first continues the sequence
     other = "arne vik is a fisher from bergen."
     status, *_ = _forget(client, face, other, api="/forget_more", method="ga")

@@ -71,6 +71,7 @@ def test_upload_teach_forget_and_inspect_in_a_browser(page, world, tmp_path):
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5",
                            timeout=120_000)
     assert plots.count() >= 5
+    page.locator("#inspect-scope").get_by_text("compare the model before the request").wait_for()
     page.screenshot(path=str(shots / "inspect.png"), full_page=True)
 
     page.get_by_role("tab", name="Compare & report").click()
