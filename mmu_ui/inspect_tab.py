@@ -11,7 +11,11 @@ from mmu_ui.engine import Engine, gpu, user_errors
 
 def create_inspect_tab(engine: Engine, key: gr.State):
     gr.Markdown("Run a forget request first; then show what changed around its pairs.")
-    show = gr.Button("Show what was erased", variant="primary", elem_id="inspect")
+    with gr.Row():
+        show = gr.Button("Show what was erased", variant="primary", elem_id="inspect")
+        whole = gr.Checkbox(False, label="Whole sequence (after Forget more: every pair "
+                            "forgotten so far, against the model before the first request)",
+                            elem_id="inspect-whole")
     scope = gr.Markdown(elem_id="inspect-scope")
     matrix = gr.Plot(label="Matching scores before / after", elem_id="matrix")
     cams = gr.Gallery(label="Grad-CAM on the ITM cross-attention (each pair: before, after)",
@@ -28,13 +32,13 @@ def create_inspect_tab(engine: Engine, key: gr.State):
 
     @gpu
     @user_errors
-    def inspect(k, progress=gr.Progress(track_tqdm=True)):
+    def inspect(k, whole=False, progress=gr.Progress(track_tqdm=True)):
         from mmu_core.erasure.inspection import build_views
 
         entry = engine.store.get(k)
         progress(0.1, desc="computing views")
         gens = engine.generators() if entry["outcome"].mvi is not None else (None, None)
-        views = build_views(entry["outcome"], *gens)
+        views = build_views(entry["outcome"], *gens, whole=bool(whole))
         entry["views"] = views
         gallery = [(im, f"{when}: {text}") for text, b, a in views.cams
                    for when, im in (("before", b), ("after", a))]
@@ -47,23 +51,9 @@ def create_inspect_tab(engine: Engine, key: gr.State):
                 "theta_M should tell U'_1 from U'_2 (modality-specific) and not K'_1 from "
                 "K'_2 (modality-consistent).")
         return (views.matrix, gallery, views.maps["tsne"], views.maps["umap"], views.words,
-                table, views.probe, note, _scope(entry["outcome"]))
+                table, views.probe, note, views.scope)
 
-    show.click(inspect, key,
+    show.click(inspect, [key, whole],
                [matrix, cams, tsne, umap, words, word_table, probe, probe_note, scope],
                api_name="inspect", concurrency_id="model")
 
-
-def _scope(outcome) -> str:
-    """What the views compare: one request's before and after, which in a sequence is the
-    previous request's result, not the model before the first request."""
-    n = len(outcome.forget)
-    taught = " (taught this request's uploads first)" if outcome.taught else ""
-    if not outcome.sequence:
-        return f"These views compare the model before the request{taught} with its result, " \
-               f"on the request's {n} pair(s)."
-    k = len(outcome.history)
-    return (f"**Request {k} of a sequence.** These views compare request {k - 1}'s result"
-            f"{taught} with request {k}'s, on request {k}'s {n} pair(s) only. Compare & "
-            "report and Audit measure the whole sequence against the model before the "
-            "first request.")

@@ -171,6 +171,9 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     *views, scope = client.predict(api_name="/inspect")
     assert views[0]["type"] == "plotly" and "Request 2 of a sequence" in scope
     assert "request 1's result with request 2's, on request 2's 1 pair(s)" in scope
+    *views, scope = client.predict(True, api_name="/inspect")  # the whole sequence
+    assert views[0]["type"] == "plotly" and "whole sequence of 2 requests" in scope
+    assert "on all 2 pair(s) forgotten so far" in scope
     # an unknown upload in a further request: teaching it first continues the sequence
     other = "arne vik is a fisher from bergen."
     status, *_ = _forget(client, face, other, api="/forget_more", method="ga")

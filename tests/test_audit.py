@@ -212,6 +212,16 @@ def test_requests_one_after_another(models, privacy, monkeypatch, tmp_path):
     assert second.shipped is models["original"] and second.method == "ga"
     everything = second.all_data()
     assert set(everything.split(second.forgotten_ids)[0]) == set(first_pairs + second_pairs)
+    # Inspect's whole-sequence reading: every pair, from the model before the first request
+    from mmu_core.erasure.inspection import scope_text
+
+    whole = second.whole_sequence()
+    assert whole.original is models["original"] and whole.unlearned is second.unlearned
+    assert whole.forget == first_pairs + second_pairs
+    assert set(second.forgotten_ids) <= {p.pair_id for p in whole.scenario_data.train}
+    assert "Request 2 of a sequence" in scope_text(second)
+    assert "whole sequence of 2 requests" in scope_text(second, whole=True)
+    assert f"all {len(whole.forget)} pair(s)" in scope_text(second, whole=True)
     with pytest.raises(InputError, match="earlier request"):
         forget_more(second, first_pairs[:1])
     # Retrain for the sequence: on the data without every pair forgotten so far

@@ -166,6 +166,7 @@ def test_report_is_self_contained(forgotten, generators):
     assert not re.search(r'<script[^>]+src=', html) and not re.search(r'<img[^>]+src="http', html)
     assert html.count("plotly.js v") <= 2
     assert "membership prob. before" in html and "&quot;torch&quot;" in html
+    assert "What the figures compare" in html and "compare the model before the request" in html
 
 
 def test_session_store_expires_and_evicts():

@@ -203,6 +203,12 @@ class Outcome:
         `shipped` was trained on): D_f = `forgotten`."""
         return with_pairs(self.scenario_data, self.forgotten)
 
+    def whole_sequence(self) -> Outcome:
+        """The requests so far read as one: every pair forgotten so far, from the model
+        before the first request to the latest result (what Compare and Audit measure)."""
+        return dataclasses.replace(self, original=self.origin or self.original,
+                                   forget=self.forgotten, scenario_data=self.all_data())
+
 
 def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pair],
            method: str = "ours", settings: dict | None = None, teach_first: bool = False,

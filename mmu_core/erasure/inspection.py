@@ -27,6 +27,27 @@ class Views:
     probe: object = None
     probe_table: dict | None = None
     cams: list = field(default_factory=list)  # (text, before PIL, after PIL)
+    scope: str = ""  # what "before" and "after" are, in words (`scope_text`)
+
+
+def scope_text(outcome: Outcome, whole: bool = False) -> str:
+    """What the views compare. One request: its before and after; in a sequence that is the
+    previous request's result, unless `whole` reads the sequence as one request."""
+    n = len(outcome.forgotten if whole else outcome.forget)
+    taught = " (taught this request's uploads first)" if outcome.taught else ""
+    if not outcome.sequence:
+        return (f"These views compare the model before the request{taught} with its result, "
+                f"on the request's {n} pair(s).")
+    k = len(outcome.history)
+    if whole:
+        return (f"**The whole sequence of {k} requests.** These views compare the model "
+                f"before the first request with the latest result, on all {n} pair(s) "
+                "forgotten so far (uploads taught after the first request had not been "
+                "learned by that model).")
+    return (f"**Request {k} of a sequence.** These views compare request {k - 1}'s result"
+            f"{taught} with request {k}'s, on request {k}'s {n} pair(s) only. Compare & "
+            "report and Audit measure the whole sequence against the model before the "
+            "first request.")
 
 
 def grad_cams(outcome: Outcome, layer: int = 0) -> list:
@@ -51,7 +72,12 @@ def semantic_map(outcome: Outcome, method: str, seed: int = 0):
 
 
 def build_views(outcome: Outcome, captioner=None, painter=None,
-                projections=("tsne", "umap"), neighbours: int = 6) -> Views:
+                projections=("tsne", "umap"), neighbours: int = 6,
+                whole: bool = False) -> Views:
+    """The views of one request, or with `whole` of a sequence read as one request."""
+    scope = scope_text(outcome, whole)
+    if whole and outcome.sequence:
+        outcome = outcome.whole_sequence()
     forget = outcome.forget[:8]
     context = analysis.neighbours(outcome.original, forget, outcome.scenario_data.train,
                                   neighbours)
@@ -63,7 +89,8 @@ def build_views(outcome: Outcome, captioner=None, painter=None,
     shifts = word_shifts(outcome.original, outcome.unlearned, outcome.forget, top=10,
                          min_count=1)
     views = Views(matrix, {m: semantic_map(outcome, m) for m in projections},
-                  figures.word_shift_bars(shifts), shifts, cams=grad_cams(outcome))
+                  figures.word_shift_bars(shifts), shifts, cams=grad_cams(outcome),
+                  scope=scope)
     if outcome.mvi is not None and captioner is not None:
         views.probe_table = analysis.modality_probe(outcome.mvi, captioner, painter, shown)
         views.probe = figures.probe_bars(views.probe_table)

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import json
+import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,9 @@ def erasure_report(outcome: Outcome, views=None, comparison: dict | None = None,
             plotly_js = False
         parts.append(f"<pre>{html.escape(audit_markdown(audit))}</pre>")
     if views is not None:
+        if views.scope:  # Markdown bold -> HTML
+            parts.append("<h2>What the figures compare</h2><p>" + re.sub(
+                r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(views.scope)) + "</p>")
         figs = [("Matching scores", views.matrix)] + [
             (f"Semantic space ({m})", f) for m, f in views.maps.items()] + [
             ("Per-word matching-score shifts", views.words)]
