@@ -56,4 +56,3 @@ def create_inspect_tab(engine: Engine, key: gr.State):
     show.click(inspect, [key, whole],
                [matrix, cams, tsne, umap, words, word_table, probe, probe_note, scope],
                api_name="inspect", concurrency_id="model")
-

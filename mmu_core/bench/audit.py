@@ -223,24 +223,28 @@ def sequence_markdown(r: dict) -> str:
     Retrain's, the last request's |delta| per retrieval metric (MI, R@D_f, R@D_test), and
     each method's total time."""
     methods, n = r["methods"], r["requests"]
-    head = "| after request (pairs so far) | " + " | ".join(methods) + " |"
-    rule = "|---" * (len(methods) + 1) + "|"
+
+    def table(columns):
+        return ["| after request (pairs so far) | " + " | ".join(columns) + " |",
+                "|---" * (len(columns) + 1) + "|"]
+
+    def label(k):
+        return f"| {k + 1} ({(k + 1) * r['size']}) | "
+
     lines = [f"# Requests one after another: {r['scenario']}, {n} x {r['size']} pairs, "
              f"seed {r['seed']}", "",
-             "Avg.G to a Retrain on the union so far (lower is better):", "", head, rule]
+             "Avg.G to a Retrain on the union so far (lower is better):", "", *table(methods)]
     for k in range(n):
         best = min(r["avg_g"][m][k] for m in methods)
         cells = [f"**{r['avg_g'][m][k]:.2f}**" if r["avg_g"][m][k] == best
                  else f"{r['avg_g'][m][k]:.2f}" for m in methods]
-        lines.append(f"| {k + 1} ({(k + 1) * r['size']}) | " + " | ".join(cells) + " |")
+        lines.append(label(k) + " | ".join(cells) + " |")
     if "r_dr" in r:
         lines += ["", "R@D_r after each request (Avg.G leaves it out; Retrain's is the "
-                  "reference):", "", head.replace(" |", " | retrain |", 1),
-                  rule + "---|"]
+                  "reference):", "", *table(["retrain", *methods])]
         for k in range(n):
-            ref = r["retrain"][k]["R@D_r"]
-            lines.append(f"| {k + 1} ({(k + 1) * r['size']}) | {ref:.1f} | "
-                         + " | ".join(f"{r['r_dr'][m][k]:.1f}" for m in methods) + " |")
+            lines.append(label(k) + " | ".join(f"{v:.1f}" for v in [
+                r["retrain"][k]["R@D_r"], *(r["r_dr"][m][k] for m in methods)]) + " |")
     lines += ["", "After the last request, |delta| to Retrain per metric, and the methods' "
               "seconds over all requests:", "",
               "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
