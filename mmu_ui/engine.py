@@ -33,7 +33,8 @@ RESULT_TTL_S = 30 * 60
 GALLERY_SIZE = 24
 # the registry's names (`mmu_core.unlearn.names()`, a test keeps them equal), known without
 # importing torch
-METHODS = ("ours", "retrain", "finetune", "ga", "badt", "multidelete", "slug", "adv")
+METHODS = ("ours", "ours-local", "retrain", "finetune", "ga", "badt", "multidelete", "slug",
+           "adv")
 LOADING = ("**Loading the models** (a few seconds): the page works already; a request made "
            "now starts as soon as they are in.")
 

@@ -22,6 +22,9 @@ def _choice(p) -> tuple[str, str]:
     return (f"{p.pair_id}: {p.text[:60]}", p.pair_id)
 
 
+ANCHOR_METHODS = ("ours", "ours-local")  # the methods that build MVI anchors
+
+
 def _status(out: forget_request.Outcome) -> str:
     b, a = out.before, out.after
     taught = " (taught first: it was not in the training data)" if out.taught else ""
@@ -35,8 +38,18 @@ def _status(out: forget_request.Outcome) -> str:
             f"{out.seconds['total']:.1f} s{steps}. Mean match {b.mean('match'):.3f} → "
             f"{a.mean('match'):.3f}; membership probability {b.mean('member'):.3f} → "
             f"{a.mean('member'):.3f}; mean rank of the own text {b.mean('rank'):.0f} → "
-            f"{a.mean('rank'):.0f} of {b.rows[0]['of']}. Open **Inspect** for what changed "
-            f"around them, **Compare** for Retrain.")
+            f"{a.mean('rank'):.0f} of {b.rows[0]['of']}.{_collateral(out)} Open **Inspect** "
+            f"for what changed around them, **Compare** for Retrain.")
+
+
+def _collateral(out: forget_request.Outcome) -> str:
+    """Locality of this request in one figure (metrics/collateral.py)."""
+    c = out.info.get("collateral", {})
+    if not c.get("pairs"):
+        return ""
+    return (f" Collateral: the own matches of the {c['groups']} nearest other people "
+            f"(works) moved by {c['mean_abs_itm_change']:.3f} on average (largest "
+            f"{c['max_abs_itm_change']:.3f}).")
 
 
 def _settings(meth, scenario, model, n_pairs, tuned, n_steps, n_r) -> tuple[dict, str]:
@@ -47,11 +60,11 @@ def _settings(meth, scenario, model, n_pairs, tuned, n_steps, n_r) -> tuple[dict
 
     if tuned:
         settings, source = tuned_settings(meth, scenario, n_pairs, model=model or "embedded")
-    elif meth == "ours":
+    elif meth in ANCHOR_METHODS:
         settings, source = {"max_steps": int(n_steps)}, "the step slider (ours' own defaults)"
     else:
         settings, source = {}, "the method's own defaults"
-    if meth == "ours":
+    if meth in ANCHOR_METHODS:
         settings.update(n_images=int(n_r), n_texts=int(n_r))
     return settings, source
 
@@ -192,7 +205,7 @@ def create_forget_tab(engine: Engine, key: gr.State):
         settings, source = _settings(meth, name, model, len(pairs), tuned, n_steps, n_r)
         bb = engine.model(name, model)
         extras = {}
-        if meth == "ours":
+        if meth in ANCHOR_METHODS:
             extras["captioner"], extras["painter"] = engine.generators()
         try:
             if previous is not None:
@@ -217,7 +230,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
         imgs = [(im, a.texts[0]) for a in out.anchors[:12] for im in a.images]
         txt_md = ("**R_2: anchor texts from MVI**\n\n" + "\n".join(
             f"- *{a.text}* → " + " | ".join(a.texts) for a in out.anchors[:12])
-                  if out.anchors else f"`{meth}` uses no anchors (only ours builds R_1/R_2).")
+                  if out.anchors else
+                  f"`{meth}` uses no anchors (only ours and ours-local build R_1/R_2).")
         df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
         used = f"\n\nSettings: `{json.dumps(settings)}`, from {source}."
         return (new_key, _status(out) + used + _history(out), gr.update(visible=False), imgs,

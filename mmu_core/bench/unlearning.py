@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from pathlib import Path
 
-METHODS = ("retrain", "finetune", "ga", "badt", "multidelete", "slug", "adv", "ours")
+METHODS = ("retrain", "finetune", "ga", "badt", "multidelete", "slug", "adv", "ours",
+           "ours-local")
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
             if audited and method != "retrain":
                 result["audit"] = audit_against_retrain(scenario, size, seed, sc, ids, original,
                                                         model)
-            if method == "ours" and tag is None and seed == preset.seeds[0]:
+            if method in ("ours", "ours-local") and tag is None and seed == preset.seeds[0]:
                 d_f, d_r = sc.split(ids)
                 result["word_shifts"] = word_shifts(original, model,
                                                     d_f + d_r[:preset.word_shift_pairs])
@@ -346,6 +347,9 @@ def method_rows(by: dict, scenario: str, size: int, methods) -> dict:
                          ("grad_evals", info.get("grad_evals")), ("seconds", info["seconds"])):
                 if v is not None:
                     values.setdefault(k, []).append(v)
+            if "mean_abs_itm_change" in info.get("collateral", {}):
+                values.setdefault("collateral", []).append(
+                    info["collateral"]["mean_abs_itm_change"])
         rows[method] = {"values": values, "deltas": deltas, "n": len(group),
                         "seeds": sorted(c["seed"] for c in group)}
     return rows
@@ -427,6 +431,11 @@ def audit_markdown_table(by: dict, scenario: str, size: int, methods) -> list[st
     return md + [""]
 
 
+# metrics/collateral.py: the cells computed since it exists carry it
+COLLATERAL_TITLE = ("collateral: mean |change| of the ITM match of the 10 nearest other "
+                    "people's (works') own pairs")
+
+
 def summary_markdown(by: dict, preset: Preset) -> list[str]:
     """Every scenario and size on one line per table: the retrieval Avg.G to Retrain of each
     method (the lowest mean in bold), then |delta R@D_r| (locality on the retained pairs)."""
@@ -439,17 +448,25 @@ def summary_markdown(by: dict, preset: Preset) -> list[str]:
     methods = [m for m in shown if any(m in r for r in rows.values())]
     md = []
     for title, pick in (("retrieval Avg.G to Retrain", lambda r: r["values"]["avg_g"]),
-                        ("|delta R@D_r| to Retrain", lambda r: r["deltas"]["R@D_r"])):
+                        ("|delta R@D_r| to Retrain", lambda r: r["deltas"]["R@D_r"]),
+                        ("|delta R@D_f| to Retrain", lambda r: r["deltas"]["R@D_f"]),
+                        (COLLATERAL_TITLE, lambda r: r["values"].get("collateral")),
+                        ("unlearning time in seconds", lambda r: r["values"]["seconds"])):
+        if not any(pick(r[m]) for r in rows.values() for m in methods if m in r):
+            continue
         md += [f"## Summary: {title} (lower is better)", "",
                "Mean ± std over the seeds computed (n of the preset's seeds); the lowest "
                "mean in bold.", "", "| scenario, forget | n | " + " | ".join(methods) + " |",
                "|---" * (len(methods) + 2) + "|"]
         for (scenario, size), r in rows.items():
-            values = {m: pick(r[m]) for m in methods if m in r}
+            values = {m: pick(r[m]) for m in methods if m in r and pick(r[m])}
+            if not values:
+                continue
             best = min((_mean(v) for m, v in values.items() if m != "original"), default=None)
+            d = 3 if title == COLLATERAL_TITLE else 2
             cols = [("-" if m not in values else
-                     (f"**{_mean(values[m]):.2f}**" if _mean(values[m]) == best
-                      else f"{_mean(values[m]):.2f}") + f" ± {_std(values[m]):.2f}")
+                     (f"**{_mean(values[m]):.{d}f}**" if _mean(values[m]) == best
+                      else f"{_mean(values[m]):.{d}f}") + f" ± {_std(values[m]):.{d}f}")
                     for m in methods]
             n = max(r[m]["n"] for m in values)
             md.append(f"| {scenario}, {size} | {n} of {len(preset.seeds_of(scenario, size))} "
@@ -522,7 +539,7 @@ def write_tables(cells: dict, out: Path, preset: Preset, expected: int | None = 
     for c in cells.values():
         if "word_shifts" in c:
             ws = c["word_shifts"]
-            md += [f"## Per-word matching-score shifts (ours), {c['cell']}", "",
+            md += [f"## Per-word matching-score shifts ({c['method']}), {c['cell']}", "",
                    f"{ws['pairs']} pairs (D_f and the first D_r pairs), {ws['words']} words; "
                    "shift = after - before of the ITM match (%) of each image with each word "
                    "of its text, averaged over the pairs the word occurs in.", "",

@@ -39,6 +39,11 @@ def run(name: str, request: Request, **settings):
             "resolved_settings": resolved_settings(name, settings, info)}
     model.eval()
     info["forget_scores"] = forget_movement(request.original, model, request.forget)
+    if request.retain:
+        from mmu_core.metrics.collateral import collateral
+
+        info["collateral"] = collateral(request.original, model, request.forget,
+                                        request.retain)
     return model, info
 
 
@@ -119,4 +124,4 @@ def names() -> list[str]:
 
 def _load_all() -> None:
     from mmu_core.unlearn import (adv, badteacher, finetune, gradient_ascent,  # noqa: F401
-                                  multidelete, ours, retrain, slug)
+                                  multidelete, ours, ours_local, retrain, slug)

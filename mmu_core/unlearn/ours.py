@@ -81,11 +81,12 @@ def token_alpha(bb, x_ids, x_mask, r_ids, r_mask) -> torch.Tensor:
 
 
 def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Settings,
-                mismatch=None):
+                mismatch=None, row_weight=None):
     """L_cl (Eq. 3) and L_cf (Eq. 4), each split into P and N parts and weighted by alpha
     (G_K' = alpha G_P, G_U' = (1 - alpha) G_N) when g_opt is on. With `s.hinge`,
     `mismatch` = (token ids, mask) of another group's text per row: a row's N-terms count
-    only while its pair scores above that mismatch (ITC for L_cl, ITM for L_cf)."""
+    only while its pair scores above that mismatch (ITC for L_cl, ITM for L_cf).
+    `row_weight` [B] scales each row's terms (None: every row counts fully)."""
     tau = bb.temp.detach().clamp(0.001, 0.5)
     mask = x_mask.float()
     w_p = alpha if s.g_opt else mask
@@ -124,8 +125,9 @@ def edit_losses(bb, x_pix, x_ids, x_mask, r1_pix, r2_ids, r2_mask, alpha, s: Set
             on_cf = (p_n > p_m).float()
         cl_n, cf_n = cl_n * on_cl, cf_n * on_cf
         extra["n_rows_on"] = on_cl.mean()
-    return {"cl_p": cl_p.mean(), "cl_n": cl_n.mean(), "cf_p": cf_p.mean(), "cf_n": cf_n.mean(),
-            **extra, "p_match_forget": p_n.detach().mean(),
+    w = 1.0 if row_weight is None else row_weight
+    return {"cl_p": (cl_p * w).mean(), "cl_n": (cl_n * w).mean(), "cf_p": (cf_p * w).mean(),
+            "cf_n": (cf_n * w).mean(), **extra, "p_match_forget": p_n.detach().mean(),
             "l_cf": torch.log(2 * p_n.detach() / p_p.detach()).clamp(-20, 20).mean()}
 
 
