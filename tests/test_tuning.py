@@ -12,7 +12,8 @@ from mmu_core.bench import tuning
 
 def test_every_method_gets_the_same_budget():
     tuning.check_grids()
-    assert set(tuning.GRIDS) == {"finetune", "ga", "badt", "multidelete", "slug", "adv", "ours"}
+    assert set(tuning.GRIDS) == {"finetune", "ga", "badt", "multidelete", "slug", "adv", "ours",
+                                 "ours-local"}
     assert {len(g) for g in tuning.GRIDS.values()} == {tuning.GRID_SIZE}
     assert tuning.GRID_SIZE >= 6
     with pytest.raises(ValueError, match="step cap"):
@@ -79,6 +80,14 @@ def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_b
     assert saved["settings"] == partial["settings"]
     assert "PARTIAL" in (tmp_path / "partial" / "validation.md").read_text()
     assert (tmp_path / "partial" / "partial.json").exists()
+    # a method added to the grid later, none of its cells in yet: the others keep their
+    # choices, it gets none, and the tuning is not complete
+    added = {**grid, "finetune": [{"steps": 1, "lr": lr} for lr in
+                                  (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)]}
+    grown = tuning.tune(tmp_path / "tune", data=tiny_world, grids=added,
+                        log=lambda *_: None, tables_only=True)
+    assert grown["settings"] == out["settings"] and not grown["complete"]
+    assert grown["complete_scenarios"] == []
     # a changed grid never reuses another setting's cell (cells are named by position)
     changed = {"ga": [{"steps": 2, "lr": 1e-5}] + grid["ga"][1:]}
     with pytest.raises(ValueError, match="remove ga's cells"):

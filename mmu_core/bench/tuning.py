@@ -36,6 +36,8 @@ GRIDS = {
     "slug": _grid(target_ratio=[0.5, 0.25], max_step=[0.25, 1.0], retain_floor=[0.8, 0.95]),
     "adv": _grid(steps=[10, 40], lr=[1e-4, 3e-4], reg=[0.1, 1.0]),
     "ours": _grid(max_steps=[80, 240], lr=[1e-4, 3e-4], retain_weight=[1.0, 5.0]),
+    # the energy of D_r's inputs each edited layer keeps (docs/experiments/ours-locality)
+    "ours-local": _grid(max_steps=[80, 240], lr=[3e-4, 1e-3], project=[0.95, 0.99]),
 }
 STEP_KEYS = ("steps", "max_steps")
 
@@ -61,9 +63,10 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
     to its original (default: the embedded one); `retrain_epochs` shortens Retrain (tests
     only: the protocol uses the recipe's). With `tables_only`, compute nothing.
 
-    A scenario's settings are chosen only once every one of its cells exists (its choice
-    reads nothing else); settings.json holds the scenarios complete so far, and while any
-    is not, partial.json holds the whole table and validation.md says PARTIAL."""
+    A method's settings for a scenario are chosen only once every one of its cells there
+    exists (its choice reads nothing else); settings.json holds the choices made so far
+    (a method added later leaves the others' in place), and while any cell is missing,
+    partial.json holds the whole table and validation.md says PARTIAL."""
     from mmu_core.bench.unlearning import cached_cell
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import load_forget_ids, load_scenario, validation_sets
@@ -85,7 +88,7 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
         view = load_scenario(root, scenario).validation_view()
         original = ((models or {}).get(scenario) or load_backbone(f"embedded:{scenario}")
                     if computing else None)
-        complete = True
+        incomplete = set()  # methods with a cell missing in this scenario
         for size, lists in validation_sets(root, scenario).items():
             scores = {}  # (method, k) -> [avg_g per validation set]
             for vpath in lists:
@@ -132,7 +135,7 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                 means = {k: sum(v) / len(v) for (m, k), v in scores.items() if m == method}
                 if len(means) < len(grids[method]) or any(
                         len(scores[method, k]) < len(lists) for k in means):
-                    complete = False
+                    incomplete.add(method)
                 if not means:
                     continue
                 best = min(means, key=lambda k: (means[k], k))  # ties: the earlier setting
@@ -143,10 +146,13 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                                                                for k in sorted(means)],
                     "chosen": best, "validation_sets": len(scores[method, best]),
                     "validation_sets_declared": len(lists)}
-        if complete and scenario in chosen:
+        for by_size in chosen.get(scenario, {}).values():
+            for method in incomplete:  # nothing is chosen from part of a method's cells
+                by_size.pop(method, None)
+        if not any(chosen.get(scenario, {}).values()):
+            chosen.pop(scenario, None)
+        elif not incomplete:
             done.append(scenario)
-        else:
-            chosen.pop(scenario, None)  # nothing is chosen from part of a scenario's cells
     complete = done == [s for s in SCENARIOS if validation_sets(root, s)]
     result = {"protocol": "docs/benchmark.md", "step_cap": STEP_CAP, "grid_size": GRID_SIZE,
               "selection": "lowest mean retrieval Avg.G to Retrain over the validation sets, "
@@ -156,7 +162,7 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
               "provenance": provenance({"scenarios": list(scenarios),
                                         "methods": sorted(run_methods)})}
     out.mkdir(parents=True, exist_ok=True)
-    if done:
+    if chosen:
         (out / "settings.json").write_text(json.dumps(result, indent=1))
     else:
         (out / "settings.json").unlink(missing_ok=True)
@@ -172,8 +178,8 @@ def validation_markdown(result: dict) -> str:
     done = result.get("complete_scenarios", [])
     md = ["# Tuning on the validation forget sets"
           + ("" if result["complete"] else " (PARTIAL: not every cell is computed yet; "
-             "settings are chosen only for the scenarios complete so far: "
-             + (", ".join(done) or "none") + ")"), "",
+             "a method's settings are chosen only where all its cells are in; scenarios "
+             "complete so far: " + (", ".join(done) or "none") + ")"), "",
           f"Selection: {result['selection']}. Step cap {result['step_cap']}, "
           f"{result['grid_size']} settings per method. Mean Avg.G per setting (in bold: "
           "the chosen one, or in an incomplete scenario the lowest so far).", ""]

@@ -112,22 +112,34 @@ def saliency_mask(params: list[nn.Parameter], forget_loss, retain_loss,
     return [((r >= threshold) & (f > 0)).float() for r, f in zip(ratio, g_f)]
 
 
-def feature_targets(bb, pix, ids, mask) -> dict:
+def feature_targets(bb, pix, ids, mask, keys=("fused", "image", "text")) -> dict:
     """What `feature_retention` holds: fused CLS, projected image and text features."""
-    img, txt = bb.encode_image(pix), bb.encode_text(ids, mask)
-    return {"fused": bb.fuse(img, ids, mask)[:, 0], "image": bb.image_feat(img),
-            "text": bb.text_feat(txt)}
+    img = bb.encode_image(pix)
+    out = {"image": bb.image_feat(img)}
+    if "text" in keys:
+        out["text"] = bb.text_feat(bb.encode_text(ids, mask))
+    if "fused" in keys:
+        out["fused"] = bb.fuse(img, ids, mask)[:, 0]
+    return out
 
 
-def feature_retention(bb, original, retain_batch, forget_batch) -> torch.Tensor:
-    """MultiDelete's retention terms, each a mean squared error to the original: D_r's
-    fused CLS (multimodal) and projected image / text features, D_f's image and text
-    features taken apart (unimodal: each modality alone stays readable)."""
+@torch.no_grad()
+def original_features(original, pix, ids, mask, chunk: int = 128) -> dict:
+    """`feature_targets` of the original over many pairs, once, in chunks."""
+    parts = [feature_targets(original, pix[s:s + chunk], ids[s:s + chunk], mask[s:s + chunk])
+             for s in range(0, len(ids), chunk)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def feature_retention(bb, retain_batch, retain_target: dict, forget_batch,
+                      forget_target: dict) -> torch.Tensor:
+    """MultiDelete's retention terms, each a mean squared error to the original's features
+    (`original_features`, rows aligned with the batches): D_r's fused CLS (multimodal) and
+    projected image / text features, D_f's image and text features taken apart (unimodal:
+    each modality alone stays readable)."""
     loss = 0.0
-    for batch, keys in ((retain_batch, ("fused", "image", "text")),
-                        (forget_batch, ("image", "text"))):
-        with torch.no_grad():
-            target = feature_targets(original, *batch)
-        now = feature_targets(bb, *batch)
+    for batch, target, keys in ((retain_batch, retain_target, ("fused", "image", "text")),
+                                (forget_batch, forget_target, ("image", "text"))):
+        now = feature_targets(bb, *batch, keys=keys)
         loss = loss + sum(F.mse_loss(now[k], target[k]) for k in keys)
     return loss
