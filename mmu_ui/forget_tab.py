@@ -34,12 +34,32 @@ def _status(out: forget_request.Outcome) -> str:
                 f"mean match {b.mean('match'):.3f} → {a.mean('match'):.3f}, membership "
                 f"probability {b.mean('member'):.3f} → {a.mean('member'):.3f}. Nothing was "
                 f"forgotten; try another method or more steps.")
-    return (f"**Forgot {len(out.forget)} pair(s) with `{out.method}`{taught}** in "
+    labels = forget_request.verdicts(a)
+    n, done = len(labels), labels.count("forgotten")
+    head = ("Forgotten" if done == n else "Not forgotten" if labels.count(
+        "not forgotten") == n else "Partly forgotten")
+    return (f"**{head}: {done} of {n} pair(s) with `{out.method}`{taught}** in "
             f"{out.seconds['total']:.1f} s{steps}. Mean match {b.mean('match'):.3f} → "
             f"{a.mean('match'):.3f}; membership probability {b.mean('member'):.3f} → "
             f"{a.mean('member'):.3f}; mean rank of the own text {b.mean('rank'):.0f} → "
-            f"{a.mean('rank'):.0f} of {b.rows[0]['of']}.{_collateral(out)} Open **Inspect** "
-            f"for what changed around them, **Compare** for Retrain.")
+            f"{a.mean('rank'):.0f} of {b.rows[0]['of']}.{_left(out, labels)}"
+            f"{_collateral(out)} Open **Inspect** for what changed around them, **Compare** "
+            f"for Retrain.")
+
+
+def _left(out: forget_request.Outcome, labels: list[str]) -> str:
+    """What is not forgotten yet, and the next step to offer."""
+    if labels.count("forgotten") == len(labels):
+        return ""
+    top = sum(r["rank"] <= forget_request.FORGOTTEN_RANK for r in out.after.rows)
+    member = sum(r["member"] >= 0.5 for r in out.after.rows)
+    left = [f"{top} still rank their own text in the top {forget_request.FORGOTTEN_RANK}"
+            if top else "", f"{member} still read as members (probability >= 0.5)"
+            if member else ""]
+    return (" **Not yet forgotten**: " + "; ".join(x for x in left if x) + ". Next: "
+            "**Forget more** with the same pairs continues from this result, or untick the tuned "
+            "settings and raise the step slider, or pick another method (MultiDelete keeps "
+            "the other pairs best in the benchmark; GA forgets hardest).")
 
 
 def _collateral(out: forget_request.Outcome) -> str:

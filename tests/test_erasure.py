@@ -183,6 +183,10 @@ def test_session_store_expires_and_evicts():
         store.get(b)
     assert len(store) == 0 and c
     store.drop("never there")
+    # a visitor with no request yet is told what to do first, not that something expired
+    with pytest.raises(Expired, match="No request yet") as err:
+        store.get(None)
+    assert "expired" not in str(err.value)
 
 
 def test_retrain_reference_for_training_pairs_retrains_without_them(forgotten):

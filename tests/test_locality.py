@@ -63,7 +63,9 @@ def test_saliency_mask_frees_at_most_its_fraction(privacy_5):
 def test_ours_local_forgets_and_edits_only_linear_weights(privacy_5):
     model, info = run("ours-local", privacy_5, max_steps=40)
     orig = dict(privacy_5.original.model.named_parameters())
-    linear = {f"{n}.weight" for n, m in model.model.named_modules() if isinstance(m, nn.Linear)}
+    # only linear weights move, and not those of the heads every pair shares
+    linear = {f"{n}.weight" for n, m in model.model.named_modules() if isinstance(m, nn.Linear)
+              and not n.startswith(("itm_head", "vision_proj", "text_proj"))}
     moved = {n for n, p in model.model.named_parameters() if not torch.equal(p, orig[n])}
     assert moved and moved <= linear, sorted(moved - linear)[:3]
     f = privacy_5.forget

@@ -105,9 +105,10 @@ def app_benchmark(requests: int = 3, method: str = "ours") -> dict:
             out = call_api(url, "forget", ["privacy", "embedded", method, [pid], None, "", 0,
                                            True, 80, 1])
             # the REST reply lists every output, the session's state included (as null)
-            status = next((o for o in out if isinstance(o, str) and "Forgot" in o), str(out))
+            status = next((o for o in out if isinstance(o, str) and "pair(s) with" in o),
+                          str(out))
             times.append(round(time.perf_counter() - t0, 2))
-            if "Forgot 1 pair" not in status:
+            if "of 1 pair(s) with" not in status:
                 raise RuntimeError(f"forget request failed: {status}")
     finally:
         proc.terminate()

@@ -158,6 +158,18 @@ def evidence(bb: Backbone, sc: Scenario, forget: list[Pair], seed: int = 0) -> E
                       "member": float(member[i])} for i, p in enumerate(forget)])
 
 
+# a pair is forgotten, as the benchmark reads it, when its own text has left the top 10
+# for its image (a recall@10 miss) and the membership attack reads it as a non-member
+FORGOTTEN_RANK = 10
+VERDICTS = ("not forgotten", "partly forgotten", "forgotten")
+
+
+def verdicts(ev: Evidence) -> list[str]:
+    """Per pair: "forgotten" (rank > 10 and membership < 0.5), "partly forgotten" (one of
+    the two), "not forgotten" (neither)."""
+    return [VERDICTS[(r["rank"] > FORGOTTEN_RANK) + (r["member"] < 0.5)] for r in ev.rows]
+
+
 @dataclass
 class Outcome:
     """Everything a forget request produced; `original` is the model the method started

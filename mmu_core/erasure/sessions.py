@@ -10,11 +10,20 @@ import uuid
 
 
 class Expired(KeyError):
-    """The result behind a key is gone (its time ran out or it was never there)."""
+    """The result behind a key is gone (its time ran out, or the store let it go)."""
 
     def __str__(self) -> str:
         return ("This result has expired (results are kept for a while only); please run the "
                 "request again.")
+
+
+class NoResultYet(Expired):
+    """A visitor asked for a result before making any request: nothing expired."""
+
+    def __str__(self) -> str:
+        return ("No request yet: first forget something in the Forget tab (pick pairs "
+                "in the gallery, or upload an image with its text, and press Forget); its "
+                "result then shows here.")
 
 
 class SessionStore:
@@ -38,7 +47,9 @@ class SessionStore:
     def get(self, key: str | None):
         with self._lock:
             self._sweep()
-            if not key or key not in self._items:
+            if not key:
+                raise NoResultYet(key)
+            if key not in self._items:
                 raise Expired(key)
             return self._items[key][1]
 
