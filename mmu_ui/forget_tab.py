@@ -34,7 +34,9 @@ def _status(out: forget_request.Outcome) -> str:
                 f"mean match {b.mean('match'):.3f} → {a.mean('match'):.3f}, membership "
                 f"probability {b.mean('member'):.3f} → {a.mean('member'):.3f}. Nothing was "
                 f"forgotten; try another method or more steps.")
-    labels = forget_request.verdicts(a)
+    from mmu_core.erasure.forget_request import verdicts  # loaded by then
+
+    labels = verdicts(a)
     n, done = len(labels), labels.count("forgotten")
     head = ("Forgotten" if done == n else "Not forgotten" if labels.count(
         "not forgotten") == n else "Partly forgotten")
@@ -51,9 +53,11 @@ def _left(out: forget_request.Outcome, labels: list[str]) -> str:
     """What is not forgotten yet, and the next step to offer."""
     if labels.count("forgotten") == len(labels):
         return ""
-    top = sum(r["rank"] <= forget_request.FORGOTTEN_RANK for r in out.after.rows)
+    from mmu_core.erasure.forget_request import FORGOTTEN_RANK
+
+    top = sum(r["rank"] <= FORGOTTEN_RANK for r in out.after.rows)
     member = sum(r["member"] >= 0.5 for r in out.after.rows)
-    left = [f"{top} still rank their own text in the top {forget_request.FORGOTTEN_RANK}"
+    left = [f"{top} still rank their own text in the top {FORGOTTEN_RANK}"
             if top else "", f"{member} still read as members (probability >= 0.5)"
             if member else ""]
     return (" **Not yet forgotten**: " + "; ".join(x for x in left if x) + ". Next: "
