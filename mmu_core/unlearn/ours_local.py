@@ -12,10 +12,12 @@ pair uses and keeps pushing after a pair is forgotten. This variant adds, as set
   outweighs their gradient on D_r (hard: masked weights never move);
 - `retain`: MultiDelete's feature retention (fused CLS and projected features of D_r,
   unimodal features of D_f) in place of, or beside, ours' output KL;
-- `bounded`: a bounded push: a forgetting pair leaves the batch once it matches its image
-  no better than another person's text does (ITM and
-  ITC), which is where Retrain puts it;
-  the edit stops when no pair is left, instead of pushing on through shared weights;
+- `edit`: "encoders" leaves the heads every pair goes through (ITM head, ITC projections)
+  as they are;
+- `bounded`: a bounded push: a forgetting pair leaves the batch once its ITM match is no
+  better than its image with another person's text (where Retrain puts a forgotten
+  person); the edit stops when no pair is left, instead of pushing on through shared
+  weights;
 - `batch_size` 0: the batch grows with the forget set (16 to 64 rows), so 500 pairs get as
   many passes over D_f as 50 do within the same step cap.
 The design choices were made on validation sets only (docs/experiments/ours-locality/).
