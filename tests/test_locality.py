@@ -83,3 +83,22 @@ def test_collateral_reads_the_nearest_other_people(privacy_5):
     same = collateral(bb, bb, privacy_5.forget, privacy_5.retain, k=3)
     assert same["pairs"] == sum(p.group in near for p in privacy_5.retain)
     assert same["mean_abs_itm_change"] == 0
+
+
+def test_ours_local_retain_batches_come_from_the_whole_retained_pool(privacy_5, monkeypatch):
+    """A forget set of 5 rows still gets retain batches of 16 distinct retained pairs (a
+    name clash once drew them from the first 5 pool entries only)."""
+    import mmu_core.unlearn.ours_local as ours_local
+
+    seen = []
+    real = ours_local.feature_retention
+
+    def record(bb, retain_batch, *rest):
+        seen.append(retain_batch[1])  # token ids of the retain batch
+        return real(bb, retain_batch, *rest)
+
+    monkeypatch.setattr(ours_local, "feature_retention", record)
+    run("ours-local", privacy_5, max_steps=3, bounded=False)
+    assert len(seen) == 3 and all(ids.shape[0] == 16 for ids in seen)
+    rows = {tuple(r.tolist()) for ids in seen for r in ids}
+    assert len(rows) > 16  # different pairs across steps, from the whole pool

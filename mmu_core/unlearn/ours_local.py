@@ -133,15 +133,15 @@ def contrastive_editing_kept_local(request: Request, **settings):
 
     # the retained pairs a retain batch is drawn from, read once with the original's
     # features (a fresh draw of D_r pairs every step spent more time opening images)
-    pool = sample(request.retain, RETAIN_POOL, gen)
+    retained = sample(request.retain, RETAIN_POOL, gen)
     near_rows = torch.zeros(0, dtype=torch.long)
     if s.retain_from == "near":
         k = max(NEAREST_GROUPS, 2 * len(forget_groups))
         groups = set(nearest_groups(request.original, request.forget, request.retain, k))
         near = [p for p in request.retain if p.group in groups]
-        pool = near + [p for p in pool if p.group not in groups]
+        retained = near + [p for p in retained if p.group not in groups]
         near_rows = torch.arange(len(near))
-    r_all = tensors(bb, pool)
+    r_all = tensors(bb, retained)
     if s.retain in ("features", "both"):
         r_target = original_features(request.original, *r_all)
         f_target = original_features(request.original, x_pix, x_ids, x_mask)
@@ -152,9 +152,9 @@ def contrastive_editing_kept_local(request: Request, **settings):
         if len(near_rows):  # half of each batch from the nearest other people
             half = batch // 2
             pick = torch.cat([near_rows[torch.randperm(len(near_rows), generator=gen)[:half]],
-                              torch.randperm(len(pool), generator=gen)[:batch - half]])
+                              torch.randperm(len(retained), generator=gen)[:batch - half]])
         else:
-            pick = torch.randperm(len(pool), generator=gen)[:batch]
+            pick = torch.randperm(len(retained), generator=gen)[:batch]
         r = tuple(t[pick] for t in r_all)
         loss = 0.0
         if s.retain in ("kl", "both"):
@@ -196,8 +196,8 @@ def contrastive_editing_kept_local(request: Request, **settings):
                                     s.bound_itc).cpu()
             if not active.any():
                 break
-        pool = active.nonzero().flatten() if s.bounded else torch.arange(len(rows))
-        idx = pool[torch.randperm(len(pool), generator=gen)[:batch]]
+        live = active.nonzero().flatten() if s.bounded else torch.arange(len(rows))
+        idx = live[torch.randperm(len(live), generator=gen)[:batch]]
         if s.bounded:  # the batch's own state, read before its step
             on = above_mismatch(bb, x_pix[idx], x_ids[idx], x_mask[idx], m_ids[idx],
                                 m_mask[idx], s.bound_itc).cpu()
