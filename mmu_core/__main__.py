@@ -225,7 +225,8 @@ def _cmd_audit(a) -> None:
     original = a.original or request.get("base_model") or f"embedded:{scenario}"
     steps = tuple(int(k) for k in a.relearn_steps.split(","))
     config = AuditConfig(relearn_steps=steps, relearn_lr=a.relearn_lr, seed=a.seed)
-    result = audit(load_backbone(a.model), load_backbone(original), load_backbone(a.retrain),
+    retrained = load_backbone(a.retrain) if a.retrain else None
+    result = audit(load_backbone(a.model), load_backbone(original), retrained,
                    load_backbone(a.reference), sc, ids, config)
     result.update(model=a.model, original=original, retrain=a.retrain, reference=a.reference,
                   scenario=scenario, provenance=provenance(vars(a)))
@@ -241,10 +242,15 @@ def _cmd_audit(a) -> None:
         internal["audits"] = public_summary(result)
         record.write_text(json.dumps(internal, indent=1))
         write_card(a.model, internal)
-    gap = result["relearn"]["gap"]["benign"][-1]
+    if retrained is not None:
+        gap = result["relearn"]["gap"]["benign"][-1]
+        said = f"R@D_f is {gap['R@D_f']:+.1f} points from Retrain's"
+    else:
+        gap = result["recovery"]["benign"]["share"][-1]
+        said = ("nothing had been removed from R@D_f" if gap["R@D_f"] is None else
+                f"{gap['R@D_f']:.0%} of the R@D_f removed came back (reference-free)")
     print(f"audit in {result['seconds']} s; after {gap['step']} benign relearning steps "
-          f"R@D_f is {gap['R@D_f']:+.1f} points from Retrain's; audit.json and audit.md in "
-          f"{out}")
+          f"{said}; audit.json and audit.md in {out}")
 
 
 def _cmd_export(a) -> None:
@@ -486,8 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "per-pair attacks and CKA against Retrain (JSON + Markdown)")
     au.add_argument("--model", required=True, help="the unlearned model (a `forget --out` "
                     "folder names its forget set and original)")
-    au.add_argument("--retrain", required=True, help="Retrain for the same forget set "
-                    "(e.g. a `forget --method retrain --out` folder)")
+    au.add_argument("--retrain", default=None, help="Retrain for the same forget set "
+                    "(e.g. a `forget --method retrain --out` folder); without it, the "
+                    "reference-free audit (no gaps to Retrain)")
     au.add_argument("--original", default=None, help="default: the forget result's base "
                     "model, else embedded:<scenario>")
     au.add_argument("--reference", default="embedded:pretrained", help="a model that never "

@@ -37,9 +37,9 @@ def create_compare_tab(engine: Engine, key: gr.State):
     gr.Markdown(
         "Retrain is the gold standard: the original recipe on the retained data only. For "
         "uploaded pairs that were taught first, the model before teaching already is it. "
-        "For training pairs it is trained here: **minutes on a CPU** (privacy recipe 80 "
-        "epochs ≈ 7-8 min; copyright 15 epochs ≈ 8 min); fewer epochs give a rougher "
-        "reference.")
+        "For training pairs it is trained here, once per request and shared with the Audit, "
+        "the report and the export: **minutes on a CPU** (the estimate is shown when it "
+        "starts); fewer epochs give a rougher reference.")
     with gr.Row():
         epochs = gr.Slider(1, 80, value=80, step=1, label="Retrain epochs (capped at the "
                            "scenario's recipe)")
@@ -73,20 +73,14 @@ def create_compare_tab(engine: Engine, key: gr.State):
     @gpu
     @user_errors
     def compare(k, n_epochs, progress=gr.Progress(track_tqdm=True)):
-        from mmu_core.erasure import forget_request
-        from mmu_core.training.recipes import RECIPES
+        from mmu_ui.reference import shared_retrain
 
         entry = engine.store.get(k)
-        out = entry["outcome"]
-        n_epochs = min(int(n_epochs), RECIPES[out.scenario].epochs)
-        progress(0, desc="Retrain")
-        retrained, how = forget_request.retrain_reference(out, epochs=n_epochs)
-        progress(0.5, desc="evaluating the three models")
-        cmp = forget_request.comparison(out, retrained)
-        cmp["retrain"] = how.get("how")
-        # the audit reuses this Retrain and says how it was made (fewer epochs: rougher)
-        entry["comparison"], entry["retrained"], entry["retrain_how"] = cmp, retrained, cmp[
-            "retrain"]
+        # the request's one Retrain (Audit's, if it started it), unless the slider asks for
+        # another epoch count
+        job = shared_retrain(entry, n_epochs, replace=True)
+        progress(0, desc=job.announce())
+        cmp = comparison_of(entry, progress)
         rows = []
         for model, ev in cmp["evidence"].items():
             rows += [[model, r["text"], round(r["match"], 3), round(r["itc"], 3), r["rank"],
@@ -96,11 +90,33 @@ def create_compare_tab(engine: Engine, key: gr.State):
               + cmp["table_md"])
         return df, md
 
+    def comparison_of(entry, progress=None):
+        """The comparison with the request's Retrain, computed once per Retrain model."""
+        retrained, how = entry["reference"].wait(progress)
+        if entry.get("comparison") is None or entry["comparison"]["retrain"] != how:
+            from mmu_core.erasure import forget_request
+
+            if progress is not None:
+                progress(0.9, desc="evaluating the three models")
+            cmp = forget_request.comparison(entry["outcome"], retrained)
+            cmp["retrain"] = how
+            entry["comparison"] = cmp
+        return entry["comparison"]
+
+    def finished_comparison(entry):
+        """For the report and the export: the comparison when Retrain is there (whichever
+        tab started it), else None (they do not wait minutes for it)."""
+        job = entry.get("reference")
+        if job is not None and job.done and job.error is None:
+            return comparison_of(entry)
+        return entry.get("comparison")
+
     def export_of(k):
         """The visitor's result exported once (again after a comparison or audit adds to it)."""
         entry = engine.store.get(k)
+        finished_comparison(entry)
         # exported again when a comparison or an audit has been added since
-        has = (entry.get("comparison") is not None, entry.get("audit") is not None)
+        has = (entry.get("comparison") is not None, id(entry.get("audit")))
         if entry.get("export") is None or entry["export"][2] != has:
             folder = os.path.join(engine.files, f"unlearned-model-{k[:8]}")
             record, internal = take_home.export_outcome(
@@ -114,7 +130,7 @@ def create_compare_tab(engine: Engine, key: gr.State):
     def build_report(k, kind):
         entry = engine.store.get(k)
         _, record = export_of(k)
-        html = erasure_report(entry["outcome"], entry["views"], entry["comparison"],
+        html = erasure_report(entry["outcome"], entry["views"], entry.get("comparison"),
                               entry["model_id"] or engine.default_model, flavour=kind,
                               record=record, audit=entry.get("audit"))
         path = os.path.join(engine.files, f"erasure-report-{kind}-{k[:8]}.html")

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 API_NAMES = {"/gallery", "/upload", "/score", "/forget", "/teach_then_forget", "/inspect",
              "/compare", "/report", "/download", "/push", "/forget_more", "/audit",
-             "/whole_groups"}
+             "/audit_retrain", "/whole_groups"}
 TEXT = "mira solberg is a baker from oslo."
 
 
@@ -135,7 +135,7 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert "never saw the uploads" in metrics and "| retrained |" in metrics
 
     # the audit reuses Compare's Retrain (here: the model before teaching)
-    summary, curves, attacks, cka, tables = client.predict("0,5,20", api_name="/audit")
+    summary, curves, attacks, cka, tables = client.predict("0,5,20", 80, api_name="/audit")
     assert all(p["type"] == "plotly" for p in (curves, attacks, cka))
     assert "benign relearning" in summary and "## Relearning, benign" in tables
     assert "Relearning, targeted: skipped (D_f is one pair)" in tables
@@ -187,6 +187,38 @@ def test_forget_upload_teach_inspect_compare_report(client, face):
     assert "Nothing to forget yet" in status
     status, *_ = _forget(client, face, other, api="/teach_then_forget", method="ga")
     assert "3) 1 pair(s) with `ga`" in status and "3 pairs forgotten in all" in status
+
+
+def test_audit_answers_without_retrain_then_shares_one_retrain(client, monkeypatch):
+    """The first audit needs no Retrain; Retrain trains once, in the background, and the
+    audit, Compare and the report share it (here: audit first, then Compare)."""
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_scenario
+    from mmu_core.erasure import forget_request
+
+    made = []
+    real = forget_request.retrain_reference
+    monkeypatch.setattr(forget_request, "retrain_reference",
+                        lambda *a, **kw: made.append(kw.get("epochs")) or real(*a, **kw))
+    train = load_scenario(default_world(), "privacy").train
+    ids = [p.pair_id for p in train if p.group == train[5].group]
+    status, *_ = _forget(client, None, "", ids=ids, method="ga")
+    assert f"of {len(ids)} pair(s) with `ga`" in status
+    summary, curves, attacks, cka, tables = client.predict("0,5,20", 1, api_name="/audit")
+    assert "Reference-free audit" in summary and "came back" in summary
+    # said before it trains: how long, and on what that figure stands
+    assert re.search(r"Retrain \(1 epoch\) is training in the background, about \d+ s by "
+                     r"the benchmark's Retrain runs", summary), summary
+    assert "reference-free" in tables and "came back" in tables and "| retrain |" not in tables
+    assert all(p["type"] == "plotly" for p in (curves, attacks, cka))
+    summary, *_, tables = client.predict("0,5,20", 1, api_name="/audit_retrain")
+    assert "Audited against Retrain" in summary and "1 of the recipe's 80 epochs" in summary
+    assert "**gap** (unlearned - retrain)" in tables and "| retrain |" in tables
+    _, metrics = client.predict(1, api_name="/compare")  # the same Retrain, not a new one
+    assert "1 of the recipe's 80 epochs" in metrics and "| retrained |" in metrics
+    html = Path(client.predict("internal", api_name="/report")).read_text()
+    assert "Comparison with Retrain" in html and "Audit: does the forgetting hold?" in html
+    assert made == [1]
 
 
 def test_sessions_are_isolated(app_url, face):

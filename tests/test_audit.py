@@ -141,6 +141,44 @@ def test_int8_quantisation_replaces_the_linear_layers_and_keeps_the_scores(model
     assert not torch.equal(a, b) and float((a - b).abs().max()) < 0.2
 
 
+def test_reference_free_audit_then_retrain_measures_only_retrain(models, privacy,
+                                                                  monkeypatch):
+    sc, ids = privacy
+    m = models
+    curves = []
+    real = A.relearn_curve
+    monkeypatch.setattr(A, "relearn_curve", lambda bb, *a: curves.append(bb) or real(bb, *a))
+    cache = {}
+    free = A.audit(m["unlearned"], m["original"], None, m["reference"], sc, ids, SMALL,
+                   progress=False, cache=cache)
+    assert free["reference_free"] and "gap" not in free["relearn"]
+    assert "retrain" not in free["per_pair"] and "retrain" not in free["quantisation"]
+    assert set(free["cka"]["D_f"]) == {"unlearned_vs_original"}
+    # the share that came back: (unlearned at k - at 0) / (original - unlearned at 0)
+    for mode in ("benign", "targeted"):
+        curve, rec = free["relearn"][mode]["unlearned"], free["recovery"][mode]
+        removed = rec["original"]["R@D_f"] - curve[0]["R@D_f"]
+        assert removed > A.MIN_REMOVED  # GA removed something here
+        for c, share in zip(curve, rec["share"]):
+            assert share["R@D_f"] == pytest.approx((c["R@D_f"] - curve[0]["R@D_f"]) / removed,
+                                                   abs=0.006)
+    md = A.audit_markdown(free)
+    assert "reference-free" in md and "came back" in md and "gap" not in md
+    assert A.public_summary(free)["reference_free"] is True
+    assert curves == [m["unlearned"]] * 2  # benign and targeted
+    # Retrain added later: only Retrain is measured, the unlearned figures are the same
+    res = A.audit(m["unlearned"], m["original"], m["original"], m["reference"], sc, ids, SMALL,
+                  progress=False, cache=cache)
+    assert curves[2:] == [m["original"]] * 2
+    assert res["relearn"]["benign"]["unlearned"] == free["relearn"]["benign"]["unlearned"]
+    assert res["per_pair"]["unlearned"] == free["per_pair"]["unlearned"]
+    assert not res["reference_free"] and res["recovery"] == free["recovery"]
+    # another configuration is measured anew
+    A.audit(m["unlearned"], m["original"], None, m["reference"], sc, ids,
+            replace(SMALL, relearn_steps=(0, 1)), progress=False, cache=cache)
+    assert curves[4:] == [m["unlearned"]] * 2
+
+
 def test_audit_reports_every_check_and_the_gap_to_retrain(models, privacy):
     sc, ids = privacy
     m = models

@@ -10,6 +10,10 @@ per-pair        the loss and reference-calibrated attacks of `metrics.attacks`, 
                 original, the unlearned model and Retrain (Hayes et al., SaTML 2025).
 representation  debiased linear CKA per layer against Retrain and against the original,
                 on D_f and D_r.
+
+Without Retrain (it takes minutes to train), the reference-free audit gives every check
+that stands on the original and on never-seen pairs, relearning read as the share of the
+forgetting that came back; the Retrain gaps are added when Retrain exists.
 """
 
 from __future__ import annotations
@@ -104,74 +108,110 @@ def quantised(bb: Backbone) -> Backbone:
                                 inplace=True)
 
 
-def audit(unlearned: Backbone, original: Backbone, retrained: Backbone, reference: Backbone,
-          sc: Scenario, forget_ids, config: AuditConfig = AuditConfig(),
-          progress=None) -> dict:
+def audit(unlearned: Backbone, original: Backbone, retrained: Backbone | None,
+          reference: Backbone, sc: Scenario, forget_ids, config: AuditConfig = AuditConfig(),
+          progress=None, cache: dict | None = None) -> dict:
     """Every check of the module docstring; JSON-ready. `reference` never saw the
-    scenario's pairs (the calibrated attack's baseline)."""
+    scenario's pairs (the calibrated attack's baseline).
+
+    `retrained` None gives the reference-free audit: every check that stands on the
+    original and on never-seen pairs (relearning measured as the share of the forgetting
+    that came back, int8, the calibrated per-pair attack, CKA to the original), without the
+    gaps to Retrain. `cache`, a dict the caller keeps, holds each model's measurements: a
+    later call with Retrain then measures Retrain only, and the unlearned model's figures
+    are the same ones."""
     t0 = time.time()
+    cache = {} if cache is None else cache
+    if cache.get("for") != (id(unlearned), tuple(forget_ids), config):
+        cache.clear()
+        cache["for"] = (id(unlearned), tuple(forget_ids), config)
     forget, retain = sc.split(forget_ids)
     members = subsample(retain, config.max_pairs, config.seed)
     unseen = subsample(sc.unseen, config.max_pairs, config.seed)
     relearned, held = targeted_split(forget, config.targeted_share)
-    models = {"unlearned": unlearned, "retrain": retrained}
+    models = {"unlearned": unlearned}
+    if retrained is not None:
+        models["retrain"] = retrained
+    # benign relearning is measured on all of D_f, targeted on the part not relearned
+    measured = {"benign": (forget, []), **({"targeted": (held, relearned)} if relearned else {})}
     out: dict = {"config": {**asdict(config), "relearn_steps": list(config.relearn_steps)},
-                 "n_forget_pairs": len(forget), "n_members": len(members),
-                 "n_unseen": len(unseen)}
+                 "reference_free": retrained is None, "n_forget_pairs": len(forget),
+                 "n_members": len(members), "n_unseen": len(unseen)}
 
-    def measure_on(measured):
-        return lambda bb: _forget_metrics(bb, measured, members, unseen, config.seed)
+    def measure_on(pairs):
+        return lambda bb: _forget_metrics(bb, pairs, members, unseen, config.seed)
 
     contrast = contrast_texts(retain, seed=config.seed)
-    losses: dict = {}
     # a D_f too small for the debiased CKA (one uploaded pair) gets CKA on D_r only
     cka_sets = {s: ps for s, ps in (("D_f", forget[:config.cka_pairs]),
                                     ("D_r", members[:config.cka_pairs]))
                 if len(ps) >= MIN_EXAMPLES}
-    feats: dict = {}
-    steps = []
+    steps: dict = {}  # cache key -> (progress label, measurement)
     for name, bb in models.items():
-        steps.append((f"relearn benign ({name})", lambda n=name, bb=bb: out.setdefault(
-            "relearn", {}).setdefault("benign", {}).__setitem__(
-                n, relearn_curve(bb, retain, [], config, measure_on(forget)))))
-        if relearned:
-            steps.append((f"relearn targeted ({name})", lambda n=name, bb=bb: out.setdefault(
-                "relearn", {}).setdefault("targeted", {}).__setitem__(
-                    n, relearn_curve(bb, relearned, retain, config, measure_on(held)))))
-        steps.append((f"quantisation ({name})", lambda n=name, bb=bb: out.setdefault(
-            "quantisation", {}).__setitem__(n, {
-                "fp32": measure_on(forget)(bb), "int8": measure_on(forget)(quantised(bb))})))
+        for mode, (pairs, relearn_on) in measured.items():
+            steps[("relearn", mode, name)] = (
+                f"relearn {mode} ({name})", lambda bb=bb, pairs=pairs, on=relearn_on:
+                relearn_curve(bb, on or retain, retain if on else [], config, measure_on(pairs)))
+        steps[("quantisation", name)] = (f"quantisation ({name})", lambda bb=bb: {
+            "fp32": measure_on(forget)(bb), "int8": measure_on(forget)(quantised(bb))})
+    for mode, (pairs, _) in measured.items():
+        steps[("level", mode)] = (f"original's level ({mode})",
+                                  lambda pairs=pairs: measure_on(pairs)(original))
     for name, bb in {**models, "original": original, "reference": reference}.items():
-        steps.append((f"pair losses ({name})", lambda n=name, bb=bb: losses.__setitem__(
-            n, (pair_losses(bb, forget, contrast), pair_losses(bb, unseen, contrast)))))
+        steps[("losses", name)] = (f"pair losses ({name})", lambda bb=bb: (
+            pair_losses(bb, forget, contrast), pair_losses(bb, unseen, contrast)))
     for name, bb in {**models, "original": original}.items():
-        steps.append((f"layer features ({name})", lambda n=name, bb=bb: feats.__setitem__(
-            n, {s: layer_features(bb, ps) for s, ps in cka_sets.items()})))
-    for label, fn in tqdm(steps, desc="audit", disable=progress is False):
+        steps[("features", name)] = (f"layer features ({name})", lambda bb=bb: {
+            s: layer_features(bb, ps) for s, ps in cka_sets.items()})
+    todo = [(key, label, fn) for key, (label, fn) in steps.items() if key not in cache]
+    for key, label, fn in tqdm(todo, desc="audit", disable=progress is False):
         if callable(progress):
             progress(label)
-        fn()
+        cache[key] = fn()
 
-    ref_f, ref_u = losses["reference"]
-    out["per_pair"] = {n: per_pair_attacks(*losses[n], ref_f, ref_u)
-                       for n in ("original", "unlearned", "retrain")}
+    out["relearn"] = {mode: {n: cache[("relearn", mode, n)] for n in models}
+                      for mode in measured}
+    out["quantisation"] = {n: cache[("quantisation", n)] for n in models}
+    ref_f, ref_u = cache[("losses", "reference")]
+    out["per_pair"] = {n: per_pair_attacks(*cache[("losses", n)], ref_f, ref_u)
+                       for n in ("original", *models)}
     out["per_pair"]["pairs"] = [p.pair_id for p in forget]
     out["cka_estimator"] = "debiased linear"  # cells before 2026-11-29 hold the plain one
-    out["cka"] = {s: {"unlearned_vs_retrain": cka_per_layer(feats["unlearned"][s],
-                                                            feats["retrain"][s]),
-                      "unlearned_vs_original": cka_per_layer(feats["unlearned"][s],
-                                                             feats["original"][s]),
-                      "original_vs_retrain": cka_per_layer(feats["original"][s],
-                                                           feats["retrain"][s])}
+    feats = {n: cache[("features", n)] for n in ("original", *models)}
+    pairs_of = [("unlearned", "retrain"), ("unlearned", "original"), ("original", "retrain")]
+    out["cka"] = {s: {f"{a}_vs_{b}": cka_per_layer(feats[a][s], feats[b][s])
+                      for a, b in pairs_of if a in feats and b in feats}
                   for s in cka_sets}
-    out["relearn"]["gap"] = {mode: [
-        {"step": u["step"], **{k: round(u[k] - r[k], 2) for k in ("R@D_f", "MI")}}
-        for u, r in zip(curves["unlearned"], curves["retrain"])]
-        for mode, curves in out["relearn"].items()}
+    out["recovery"] = {mode: recovery(out["relearn"][mode]["unlearned"], cache[("level", mode)])
+                       for mode in measured}
+    if retrained is not None:
+        out["relearn"]["gap"] = {mode: [
+            {"step": u["step"], **{k: round(u[k] - r[k], 2) for k in ("R@D_f", "MI")}}
+            for u, r in zip(curves["unlearned"], curves["retrain"])]
+            for mode, curves in out["relearn"].items()}
     out["relearn"]["targeted_pairs"] = {"relearned": [p.pair_id for p in relearned],
                                         "measured": [p.pair_id for p in held]}
     out["seconds"] = round(time.time() - t0, 1)
     return out
+
+
+# below this many points between the original and the unlearned model nothing was removed
+# to come back: the share is not defined
+MIN_REMOVED = 1.0
+
+
+def recovery(curve: list[dict], original: dict) -> dict:
+    """The reference-free reading of a relearning curve: at each step, the share of what
+    unlearning removed (original's figure minus the unlearned one at k=0) that came back.
+    0 = none, 1 = back to the original; None where nothing was removed."""
+    share = []
+    for c in curve:
+        row = {"step": c["step"]}
+        for k in ("R@D_f", "MI"):
+            removed = original[k] - curve[0][k]
+            row[k] = round((c[k] - curve[0][k]) / removed, 2) if removed >= MIN_REMOVED else None
+        share.append(row)
+    return {"original": original, "share": share}
 
 
 def _curve_row(curve: list[dict], key: str) -> str:
@@ -182,7 +222,8 @@ def audit_markdown(result: dict) -> str:
     """The audit as Markdown tables, with what each shows."""
     cfg = result["config"]
     steps = cfg["relearn_steps"]
-    md = [f"# Audit: does the forgetting hold? ({result['n_forget_pairs']} forget pairs, "
+    free = " (reference-free: no Retrain yet)" if result.get("reference_free") else ""
+    md = [f"# Audit: does the forgetting hold?{free} ({result['n_forget_pairs']} forget pairs, "
           f"{result['seconds']} s)", ""]
     for mode, note in (("benign", "fine-tuned on D_r only"),
                        ("targeted", "fine-tuned on part of D_f (with D_r); measured on the "
@@ -195,12 +236,18 @@ def audit_markdown(result: dict) -> str:
                f"{cfg['batch_size']})", "",
                "| model | metric | " + " | ".join(f"k={k}" for k in steps) + " |",
                "|---|---|" + "---|" * len(steps)]
-        for name in ("unlearned", "retrain"):
+        for name, curve in curves.items():
             for key in ("R@D_f", "MI"):
-                md.append(f"| {name} | {key} | {_curve_row(curves[name], key)} |")
-        for key in ("R@D_f", "MI"):
-            md.append(f"| **gap** (unlearned - retrain) | {key} | "
-                      f"{_curve_row(result['relearn']['gap'][mode], key)} |")
+                md.append(f"| {name} | {key} | {_curve_row(curve, key)} |")
+        gap = result["relearn"].get("gap", {}).get(mode)
+        for key in ("R@D_f", "MI") if gap else ():
+            md.append(f"| **gap** (unlearned - retrain) | {key} | {_curve_row(gap, key)} |")
+        rec = result.get("recovery", {}).get(mode)
+        for key in ("R@D_f", "MI") if rec else ():
+            level = rec["original"][key]
+            md.append(f"| **came back** (share of what was removed; original {level:.1f}) | "
+                      f"{key} | " + " | ".join("n/a" if c[key] is None else f"{c[key]:.2f}"
+                                               for c in rec["share"]) + " |")
         md.append("")
     md += ["## Int8 dynamic quantisation", "", "| model | R@D_f fp32 | R@D_f int8 | MI fp32 | "
            "MI int8 |", "|---|---|---|---|---|"]
@@ -211,7 +258,7 @@ def audit_markdown(result: dict) -> str:
                "indistinguishable)", "",
            "| model | loss attack AUC | calibrated AUC | median percentile (calibrated) |",
            "|---|---|---|---|"]
-    for name in ("original", "unlearned", "retrain"):
+    for name in audited_models(result):
         a = result["per_pair"][name]
         md.append(f"| {name} | {a['loss']['auc']:.3f} | {a['calibrated']['auc']:.3f} | "
                   f"{np.median(a['calibrated']['per_pair']):.0f} |")
@@ -222,31 +269,43 @@ def audit_markdown(result: dict) -> str:
         md += [f"On D_f: not computed (fewer than {MIN_EXAMPLES} pairs; the debiased "
                f"estimator needs {MIN_EXAMPLES}).", ""]
     for s, comparisons in result["cka"].items():
-        layers = list(comparisons["unlearned_vs_retrain"])
-        md += [f"### on {s}", "", "| layer | unlearned vs retrain | unlearned vs original | "
-               "original vs retrain |", "|---|---|---|---|"]
-        md += [f"| {k} | {comparisons['unlearned_vs_retrain'][k]:.3f} | "
-               f"{comparisons['unlearned_vs_original'][k]:.3f} | "
-               f"{comparisons['original_vs_retrain'][k]:.3f} |" for k in layers]
+        names = list(comparisons)
+        layers = list(comparisons[names[0]])
+        md += [f"### on {s}", "", "| layer | " + " | ".join(n.replace("_", " ") for n in names)
+               + " |", "|---|" + "---|" * len(names)]
+        md += [f"| {k} | " + " | ".join(f"{comparisons[n][k]:.3f}" for n in names) + " |"
+               for k in layers]
         md.append("")
     return "\n".join(md)
+
+
+def audited_models(result: dict) -> list[str]:
+    """The models an audit measured, in table order (Retrain only once it exists)."""
+    return [m for m in ("original", "unlearned", "retrain") if m in result["per_pair"]]
 
 
 def public_summary(result: dict) -> dict:
     """What a model card may say of an audit: figures only, never a pair id or text (the
     per-pair lists and the relearned / measured ids stay in the internal record)."""
-    relearn = {mode: {"steps": [g["step"] for g in gaps],
-                      "gap_R@D_f": [g["R@D_f"] for g in gaps],
-                      "gap_MI": [g["MI"] for g in gaps]}
-               for mode, gaps in result["relearn"]["gap"].items()}
     attacks = {m: {name: {"auc": a["auc"], "median_percentile":
                           round(float(np.median(a["per_pair"])), 1)}
                    for name, a in result["per_pair"][m].items()}
-               for m in ("original", "unlearned", "retrain")}
+               for m in audited_models(result)}
     top = {s: {k: min(v.items(), key=lambda kv: kv[1]) for k, v in comparisons.items()}
            for s, comparisons in result["cka"].items()}
-    return {"forget_pairs": result["n_forget_pairs"],
-            "relearning_gap_to_retrain": relearn,
+    summary = {"forget_pairs": result["n_forget_pairs"],
+               "reference_free": bool(result.get("reference_free"))}
+    if "gap" in result["relearn"]:
+        summary["relearning_gap_to_retrain"] = {
+            mode: {"steps": [g["step"] for g in gaps], "gap_R@D_f": [g["R@D_f"] for g in gaps],
+                   "gap_MI": [g["MI"] for g in gaps]}
+            for mode, gaps in result["relearn"]["gap"].items()}
+    if "recovery" in result:
+        summary["relearning_share_back"] = {
+            mode: {"steps": [c["step"] for c in r["share"]],
+                   "R@D_f": [c["R@D_f"] for c in r["share"]], "MI": [c["MI"] for c in r["share"]]}
+            for mode, r in result["recovery"].items()}
+    return {**summary,
             "int8_quantisation": result["quantisation"],
             "per_pair_attack_auc": attacks,
             "cka_lowest_layer": {s: {k: {"layer": layer, "cka": v}

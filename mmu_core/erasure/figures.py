@@ -113,8 +113,9 @@ MODEL_COLOURS = {"unlearned": "#1f77b4", "retrain": "#2ca02c", "original": "#7f7
 
 
 def recovery_curves(audit: dict) -> go.Figure:
-    """R@D_f and MI of the unlearned model and Retrain after k relearning steps (benign:
-    D_r only; targeted: part of D_f), from `erasure.audit`."""
+    """R@D_f and MI of the unlearned model (and Retrain, once it exists) after k relearning
+    steps (benign: D_r only; targeted: part of D_f), with the original's level dotted, from
+    `erasure.audit`."""
     modes = [m for m in ("benign", "targeted") if m in audit["relearn"]]
     fig = make_subplots(2, len(modes), shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[f"{m}: {k}" for k in ("R@D_f", "MI") for m in modes])
@@ -125,20 +126,27 @@ def recovery_curves(audit: dict) -> go.Figure:
                     x=[c["step"] for c in curve], y=[c[key] for c in curve], name=name,
                     mode="lines+markers", line_color=MODEL_COLOURS[name],
                     showlegend=row == 1 and col == 1), row, col)
+            level = audit.get("recovery", {}).get(mode, {}).get("original")
+            if level is not None:
+                fig.add_hline(y=level[key], line_dash="dot", line_color=MODEL_COLOURS["original"],
+                              annotation_text="original", row=row, col=col)
     fig.update_xaxes(title_text="relearning steps", row=2)
+    against = "the original" if audit.get("reference_free") else "Retrain"
     fig.update_layout(height=520, margin=dict(t=50),
-                      title="Does it come back? Relearning, unlearned vs Retrain")
+                      title=f"Does it come back? Relearning, unlearned vs {against}")
     return fig
 
 
 def attack_bars(audit: dict) -> go.Figure:
     """Per forgetting pair: its percentile among never-trained pairs under the calibrated
-    loss attack (50 = looks unseen), for original, unlearned and Retrain."""
+    loss attack (50 = looks unseen), for original, unlearned and Retrain (once it exists)."""
+    from mmu_core.erasure.audit import audited_models
+
     pairs = audit["per_pair"]["pairs"]
     fig = go.Figure([go.Bar(name=f"{m} (AUC {audit['per_pair'][m]['calibrated']['auc']:.2f})",
                             x=pairs, y=audit["per_pair"][m]["calibrated"]["per_pair"],
                             marker_color=MODEL_COLOURS[m])
-                     for m in ("original", "unlearned", "retrain")])
+                     for m in audited_models(audit)])
     fig.add_hline(y=50, line_dash="dot", annotation_text="looks unseen")
     fig.update_layout(barmode="group", height=360, yaxis_title="percentile among unseen pairs",
                       yaxis_range=[0, 100],
@@ -147,13 +155,15 @@ def attack_bars(audit: dict) -> go.Figure:
 
 
 def cka_bars(audit: dict) -> go.Figure:
-    """Linear CKA per layer of the unlearned model against Retrain and against the
-    original, on D_f and on D_r."""
+    """Linear CKA per layer of the unlearned model against Retrain (once it exists) and
+    against the original, on D_f and on D_r."""
     sets = list(audit["cka"])
     fig = make_subplots(1, len(sets), shared_yaxes=True, subplot_titles=[f"on {s}" for s in sets])
     for col, s in enumerate(sets, start=1):
         for key, colour in (("unlearned_vs_retrain", MODEL_COLOURS["retrain"]),
                             ("unlearned_vs_original", MODEL_COLOURS["original"])):
+            if key not in audit["cka"][s]:
+                continue
             layers = list(audit["cka"][s][key])
             fig.add_trace(go.Bar(name=key.replace("_", " "), x=layers,
                                  y=list(audit["cka"][s][key].values()), marker_color=colour,

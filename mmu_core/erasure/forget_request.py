@@ -276,12 +276,18 @@ def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
                                methods=previous.methods + out.methods)
 
 
+def needs_retrain(outcome: Outcome) -> bool:
+    """False for taught uploads: the model the request was made against is already Retrain
+    (trained on the same data without those pairs)."""
+    return not (outcome.taught and len(outcome.history) <= 1
+                and all(p.pair_id.startswith(UPLOAD_PREFIX) for p in outcome.forget))
+
+
 def retrain_reference(outcome: Outcome, epochs: int | None = None, **extras):
-    """The Retrain model for this request and how it was obtained. For taught uploads the
-    model the request was made against is already it: trained on the same data without
-    those pairs. Otherwise Retrain runs (the scenario's full recipe on D_r: minutes)."""
-    if (outcome.taught and len(outcome.history) <= 1
-            and all(p.pair_id.startswith(UPLOAD_PREFIX) for p in outcome.forget)):
+    """The Retrain model for this request and how it was obtained: the model before teaching
+    (`needs_retrain`), else Retrain runs (the scenario's full recipe on D_r: minutes).
+    `extras` reach the Request (`train_log`: a callable given each epoch's JSON record)."""
+    if not needs_retrain(outcome):
         return outcome.shipped, {"how": "the model before teaching (never saw the uploads)"}
     request = Request.build(outcome.shipped, outcome.scenario_data,
                             [p.pair_id for p in outcome.forget], outcome.scenario, **extras)

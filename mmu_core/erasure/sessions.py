@@ -53,9 +53,10 @@ class SessionStore:
                 raise Expired(key)
             return self._items[key][1]
 
-    def drop(self, key: str | None) -> None:
+    def drop(self, key: str | None):
+        """Let `key`'s value go; returns it (None if there was none)."""
         with self._lock:
-            self._items.pop(key, None)
+            return self._items.pop(key, (None, None))[1]
 
     def __len__(self) -> int:
         with self._lock:

@@ -22,5 +22,6 @@ def retrain(request: Request, epochs: int | None = None):
                                      {p.pair_id for p in request.forget})
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(bb, recipe, pairs, tmp, mix=mix, ve=ve, seed=request.seed,
-                        resume=False, epochs=epochs, log=lambda *_: None)
+                        resume=False, epochs=epochs,
+                        log=request.extras.get("train_log") or (lambda *_: None))
     return bb, {"epochs": summary["epochs"], "recipe_epochs": recipe.epochs}
