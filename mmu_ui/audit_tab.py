@@ -3,9 +3,11 @@ attacks and CKA of the visitor's result against Retrain (erasure.audit)."""
 
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
 
-from mmu_ui.engine import Engine, gpu, user_errors
+from mmu_ui.engine import REFERENCE_QUEUE, Engine, gpu, user_errors
 
 
 def create_audit_tab(engine: Engine, key: gr.State):
@@ -29,6 +31,7 @@ def create_audit_tab(engine: Engine, key: gr.State):
     with gr.Accordion("All audit tables", open=False):
         tables = gr.Markdown()
 
+    @gpu
     def measure(k, ks, retrained, progress):
         from mmu_core.erasure.audit import AuditConfig, audit
 
@@ -37,13 +40,16 @@ def create_audit_tab(engine: Engine, key: gr.State):
         config = AuditConfig(relearn_steps=tuple(int(s) for s in ks.split(",")))
         # D_f: every pair forgotten so far (requests made one after another included);
         # original: the model that saw them all (taught copy included), as in Compare. The
-        # cache keeps the first answer's measurements for the one with Retrain.
-        result = audit(out.unlearned, out.origin or out.original, retrained,
-                       engine.model(out.scenario, "embedded:pretrained"), out.all_data(),
-                       out.forgotten_ids, config, progress=lambda label: progress(
-                           0.5, desc=f"auditing: {label}"),
-                       cache=entry.setdefault("audit_cache", {}))
-        entry["audit"] = result
+        # cache keeps the first answer's measurements for the one with Retrain; the lock
+        # keeps a second click from measuring into it at the same time.
+        with entry.setdefault("audit_lock", threading.Lock()):
+            result = audit(out.unlearned, out.origin or out.original, retrained,
+                           engine.model(out.scenario, "embedded:pretrained"), out.all_data(),
+                           out.forgotten_ids, config, progress=lambda label: progress(
+                               0.5, desc=f"auditing: {label}"),
+                           cache=entry.setdefault("audit_cache", {}))
+            entry["audit"] = result
+            entry["version"] = entry.get("version", 0) + 1  # the export is made again
         return result
 
     def shown(result, text):
@@ -58,7 +64,6 @@ def create_audit_tab(engine: Engine, key: gr.State):
         return (text, recovery_curves(result), attack_bars(result), cka_bars(result),
                 audit_markdown(result))
 
-    @gpu
     @user_errors
     def first_audit(k, ks, n_epochs, progress=gr.Progress(track_tqdm=True)):
         from mmu_ui.reference import shared_retrain
@@ -68,16 +73,16 @@ def create_audit_tab(engine: Engine, key: gr.State):
             return retrain_audit(k, ks, n_epochs, progress)
         result = measure(k, ks, None, progress)
         share = result["recovery"]["benign"]["share"][-1]
-        came = ("nothing had been removed from R@D_f" if share["R@D_f"] is None else
-                f"{share['R@D_f']:.0%} of the R@D_f that unlearning removed came back")
+        came = ("unlearning had removed nothing from R@D_f" if share["R@D_f"] is None else
+                f"{share['R@D_f']:.0%} of the R@D_f that unlearning removed came back (0% = "
+                f"none, 100% = back to the original; fine-tuning on D_r can raise it for a "
+                f"model that never saw D_f too, which Retrain's curve will show)")
         text = (f"**Reference-free audit in {result['seconds']:.0f} s** (against the "
                 f"original and never-seen pairs; no Retrain yet). After {share['step']} "
-                f"steps of benign relearning, {came} (0% = none, 100% = back to the "
-                f"original). {job.announce()} The gaps to Retrain follow here when it is "
-                f"done.")
+                f"steps of benign relearning, {came}. {job.announce()} The gaps to Retrain "
+                f"follow here when it is done.")
         return shown(result, text)
 
-    @gpu
     @user_errors
     def retrain_audit(k, ks, n_epochs, progress=gr.Progress(track_tqdm=True)):
         from mmu_ui.reference import shared_retrain
@@ -87,17 +92,19 @@ def create_audit_tab(engine: Engine, key: gr.State):
         result = measure(k, ks, retrained, progress)
         result["retrain"] = how
         last = result["relearn"]["gap"]["benign"][-1]
-        text = (f"**Audited against Retrain** ({how}; {result['seconds']:.0f} s after it "
-                f"was there). After {last['step']} steps of benign relearning, R@D_f is "
-                f"{last['R@D_f']:+.1f} points and the membership probability "
+        text = (f"**Audited against Retrain** ({how}; the audit's measurements took "
+                f"{result['seconds']:.0f} s). After {last['step']} steps of benign "
+                f"relearning, R@D_f is {last['R@D_f']:+.1f} points and the membership probability "
                 f"{last['MI']:+.1f} points from Retrain's under the same fine-tuning (0 = as "
                 f"if never trained on them).")
         return shown(result, text)
 
     outputs = [summary, curves, attacks, cka, tables]
-    # the first answer holds the model queue briefly; the wait for Retrain has its own queue,
-    # so other visitors' requests go on meanwhile
+    # the first answer holds the model queue briefly; the wait for Retrain (and the audit of
+    # Retrain after it) runs in its own queue, so other visitors' requests go on meanwhile;
+    # a small progress display, so the first answer stays readable while it waits
     run.click(first_audit, [key, steps, epochs], outputs, api_name="audit",
               concurrency_id="model").success(
         retrain_audit, [key, steps, epochs], outputs, api_name="audit_retrain",
-        concurrency_id="reference", concurrency_limit=4)
+        concurrency_id="reference", concurrency_limit=REFERENCE_QUEUE,
+        show_progress="minimal")

@@ -13,7 +13,7 @@ import pandas as pd
 from mmu_core.erasure import export as take_home
 from mmu_core.erasure.report import erasure_report
 
-from mmu_ui.engine import Engine, gpu, user_errors
+from mmu_ui.engine import REFERENCE_QUEUE, Engine, gpu, user_errors
 
 BENCH = Path(__file__).resolve().parent.parent / "docs" / "results" / "bench"
 TABLES = BENCH / "paper" / "tables.md"  # the paper preset under docs/benchmark.md's protocol
@@ -70,7 +70,6 @@ def create_compare_tab(engine: Engine, key: gr.State):
     with gr.Accordion("Committed benchmark tables (paper preset, as measured)", open=False):
         gr.Markdown(benchmark_tables())
 
-    @gpu
     @user_errors
     def compare(k, n_epochs, progress=gr.Progress(track_tqdm=True)):
         from mmu_ui.reference import shared_retrain
@@ -98,9 +97,10 @@ def create_compare_tab(engine: Engine, key: gr.State):
 
             if progress is not None:
                 progress(0.9, desc="evaluating the three models")
-            cmp = forget_request.comparison(entry["outcome"], retrained)
+            cmp = gpu(forget_request.comparison)(entry["outcome"], retrained)
             cmp["retrain"] = how
             entry["comparison"] = cmp
+            entry["version"] = entry.get("version", 0) + 1  # the export is made again
         return entry["comparison"]
 
     def finished_comparison(entry):
@@ -116,7 +116,7 @@ def create_compare_tab(engine: Engine, key: gr.State):
         entry = engine.store.get(k)
         finished_comparison(entry)
         # exported again when a comparison or an audit has been added since
-        has = (entry.get("comparison") is not None, id(entry.get("audit")))
+        has = entry.get("version", 0)
         if entry.get("export") is None or entry["export"][2] != has:
             folder = os.path.join(engine.files, f"unlearned-model-{k[:8]}")
             record, internal = take_home.export_outcome(
@@ -151,8 +151,9 @@ def create_compare_tab(engine: Engine, key: gr.State):
         return (f"Pushed to [{url}]({url}) ({'private' if is_private else 'public'}); "
                 f"weights SHA-256 `{record['weights_sha256']}`")
 
+    # the wait for Retrain has the Audit's queue, not the model queue of every visitor
     run.click(compare, [key, epochs], [pairs, metrics], api_name="compare",
-              concurrency_id="model")
+              concurrency_id="reference", concurrency_limit=REFERENCE_QUEUE)
     report_btn.click(build_report, [key, flavour], report, api_name="report")
     download_btn.click(download, key, [model_zip, exported], api_name="download")
     push_btn.click(push, [key, repo, token, private], exported, api_name="push")

@@ -21,6 +21,7 @@ from mmu_core.data.loaders import DataError, open_image
 from mmu_core.data.scenarios import load_scenario
 from mmu_core.erasure.export import ExportError
 from mmu_core.erasure.sessions import Expired, SessionStore
+from mmu_ui.reference import release
 
 MODEL_ID = os.environ.get("MMU_MODEL", "embedded")
 # MVI's frozen generators: embedded unless set, e.g. MMU_CAPTIONER=Salesforce/blip2-opt-2.7b
@@ -30,6 +31,9 @@ PAINTER_ID = os.environ.get("MMU_PAINTER", "embedded")
 # real checkpoints offered when a GPU is present (the embedded default always is)
 GPU_MODELS = ("Salesforce/blip-itm-base-coco", "Salesforce/blip-itm-large-coco")
 RESULT_TTL_S = 30 * 60
+# visitors waiting for their Retrain at once (Compare, Audit): the waits take no model time,
+# Retrain trains in its own thread (mmu_ui/reference.py)
+REFERENCE_QUEUE = 4
 GALLERY_SIZE = 24
 # the registry's names (`mmu_core.unlearn.names()`, a test keeps them equal), known without
 # importing torch
@@ -74,7 +78,8 @@ def user_errors(fn):
 class Engine:
     def __init__(self, model_id: str = MODEL_ID, background: bool = True):
         self.default_model = model_id
-        self.store = SessionStore(ttl_s=RESULT_TTL_S, max_items=6)
+        # a result let go (a new request, expiry, eviction) stops its background Retrain
+        self.store = SessionStore(ttl_s=RESULT_TTL_S, max_items=6, on_drop=release)
         self.files = tempfile.mkdtemp(prefix="mmu-app-")  # the only folder the app serves
         self._models: dict[tuple[str, str], object] = {}
         self._generators = None

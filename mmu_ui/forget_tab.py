@@ -13,7 +13,6 @@ from mmu_core.data.inputs import InputError, read_user_image
 from mmu_core.erasure.report import evidence_header, evidence_rows
 
 from mmu_ui.engine import METHODS, Engine, gpu, model_choices, user_errors
-from mmu_ui.reference import release
 
 if TYPE_CHECKING:
     from mmu_core.erasure import forget_request
@@ -249,8 +248,8 @@ def create_forget_tab(engine: Engine, key: gr.State):
                    f"match of {before.mean('match'):.3f} and a membership probability of "
                    f"{before.mean('member'):.3f}.")
             return (old_key, msg, gr.update(visible=True), None, "", None, more)
-        # one result per visitor: free the previous model, stop its Retrain if one trains
-        release(engine.store.drop(old_key))
+        # one result per visitor: free the previous model (the store stops its Retrain)
+        engine.store.drop(old_key)
         new_key = engine.store.put({"outcome": out, "model_id": model, "views": None,
                                     "comparison": None, "audit": None})
         imgs = [(im, a.texts[0]) for a in out.anchors[:12] for im in a.images]

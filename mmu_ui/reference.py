@@ -22,12 +22,15 @@ CELLS = Path(__file__).resolve().parents[1] / "docs" / "results" / "bench" / "pa
 POLL_S = 1.0
 
 
-class Cancelled(InputError):
-    """A Retrain that a newer one (other epochs) replaced: stopped at its next epoch."""
+REPLACED = ("This Retrain was replaced by one of another epoch count (asked for in "
+            "Compare); ask again to use that one.")
+RELEASED = "This result was let go (a newer request, or its time ran out): nothing to audit."
+_LOCK = threading.Lock()  # one Retrain per request, whichever queues ask at once
 
-    def __str__(self) -> str:
-        return ("This Retrain was replaced by one of another epoch count (asked for in "
-                "Compare); ask again to use that one.")
+
+class Cancelled(InputError):
+    """A Retrain stopped at its next epoch (replaced, or its result let go); the message
+    says which."""
 
 
 def benchmark_seconds_per_epoch(scenario: str, path: Path = CELLS) -> float | None:
@@ -67,7 +70,7 @@ class SharedRetrain:
         self.estimate_s = None if per_epoch is None else per_epoch * self.epochs
         self.done_epochs, self.started = 0, time.monotonic()
         self.model, self.how, self.error = None, None, None
-        self._cancel = False
+        self._cancel = None  # the reason, once cancelled
         self._done = threading.Event()
         threading.Thread(target=self._run, daemon=True, name="mmu-retrain").start()
 
@@ -86,12 +89,12 @@ class SharedRetrain:
     def _log(self, line: str) -> None:
         """`training.recipes.train`'s log: one JSON record per finished epoch."""
         if self._cancel:
-            raise Cancelled()
+            raise Cancelled(self._cancel)
         if line.startswith("{"):
             self.done_epochs = json.loads(line)["epoch"]
 
-    def cancel(self) -> None:
-        self._cancel = True
+    def cancel(self, reason: str = RELEASED) -> None:
+        self._cancel = reason
 
     @property
     def done(self) -> bool:
@@ -140,14 +143,15 @@ def shared_retrain(entry: dict, epochs: int | None = None, replace: bool = False
     out = entry["outcome"]
     full = RECIPES[out.scenario].epochs
     wanted = min(int(epochs or full), full)
-    job = entry.get("reference")
-    if job is not None and job.error is None and (
-            not replace or not job.trains or job.epochs == wanted):
+    with _LOCK:
+        job = entry.get("reference")
+        if job is not None and job.error is None and (
+                not replace or not job.trains or job.epochs == wanted):
+            return job
+        if job is not None:
+            job.cancel(REPLACED)
+        entry["reference"] = job = SharedRetrain(out, wanted)
         return job
-    if job is not None:
-        job.cancel()
-    entry["reference"] = job = SharedRetrain(out, wanted)
-    return job
 
 
 def release(entry: dict | None) -> None:

@@ -205,7 +205,8 @@ def test_audit_answers_without_retrain_then_shares_one_retrain(client, monkeypat
     status, *_ = _forget(client, None, "", ids=ids, method="ga")
     assert f"of {len(ids)} pair(s) with `ga`" in status
     summary, curves, attacks, cka, tables = client.predict("0,5,20", 1, api_name="/audit")
-    assert "Reference-free audit" in summary and "came back" in summary
+    assert "Reference-free audit" in summary
+    assert "came back" in summary or "removed nothing" in summary
     # said before it trains: how long, and on what that figure stands
     assert re.search(r"Retrain \(1 epoch\) is training in the background, about \d+ s by "
                      r"the benchmark's Retrain runs", summary), summary

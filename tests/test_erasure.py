@@ -171,18 +171,24 @@ def test_report_is_self_contained(forgotten, generators):
 
 def test_session_store_expires_and_evicts():
     now = [0.0]
-    store = SessionStore(ttl_s=10, max_items=2, clock=lambda: now[0])
+    gone = []  # every value let go reaches on_drop once (the app stops its Retrain there)
+    store = SessionStore(ttl_s=10, max_items=2, clock=lambda: now[0], on_drop=gone.append)
     a = store.put("model a")
     b = store.put("model b")
     assert store.get(a) == "model a"
     c = store.put("model c")  # full: the oldest goes
+    assert gone == ["model a"]
     with pytest.raises(Expired):
         store.get(a)
     now[0] = 11
     with pytest.raises(Expired, match="expired"):
         store.get(b)
-    assert len(store) == 0 and c
+    assert len(store) == 0 and c and gone == ["model a", "model b", "model c"]
     store.drop("never there")
+    d = store.put("model d")
+    store.put("model d, again", key=d)  # replaced
+    store.drop(d)
+    assert gone[3:] == ["model d", "model d, again"]
     # a visitor with no request yet is told what to do first, not that something expired
     with pytest.raises(Expired, match="No request yet") as err:
         store.get(None)

@@ -46,6 +46,11 @@ class AuditConfig:
     cka_pairs: int = 64
     seed: int = 0
 
+    def __post_init__(self):
+        if 0 not in self.relearn_steps:  # every curve is read against its start
+            raise ValueError(f"relearn_steps must include 0, the unlearned model before "
+                             f"relearning (got {self.relearn_steps})")
+
 
 def _forget_metrics(bb: Backbone, measured: list[Pair], members: list[Pair],
                     unseen: list[Pair], seed: int) -> dict:
@@ -119,12 +124,18 @@ def audit(unlearned: Backbone, original: Backbone, retrained: Backbone | None,
     that came back, int8, the calibrated per-pair attack, CKA to the original), without the
     gaps to Retrain. `cache`, a dict the caller keeps, holds each model's measurements: a
     later call with Retrain then measures Retrain only, and the unlearned model's figures
-    are the same ones."""
+    are the same ones (the audit is not thread-safe on one cache: the app locks it)."""
     t0 = time.time()
     cache = {} if cache is None else cache
-    if cache.get("for") != (id(unlearned), tuple(forget_ids), config):
+    # measurements hold for one unlearned model, forget set and configuration; Retrain's
+    # for one Retrain (Compare may replace it). The models are kept to compare by identity.
+    if cache.get("for") != (tuple(forget_ids), config) or cache.get("unlearned") is not unlearned:
         cache.clear()
-        cache["for"] = (id(unlearned), tuple(forget_ids), config)
+        cache.update({"for": (tuple(forget_ids), config), "unlearned": unlearned, "spent": {}})
+    if retrained is not None and cache.get("retrain") is not retrained:
+        for key in [k for k in cache if isinstance(k, tuple) and k[-1] == "retrain"]:
+            del cache[key], cache["spent"][key]
+        cache["retrain"] = retrained
     forget, retain = sc.split(forget_ids)
     members = subsample(retain, config.max_pairs, config.seed)
     unseen = subsample(sc.unseen, config.max_pairs, config.seed)
@@ -164,10 +175,13 @@ def audit(unlearned: Backbone, original: Backbone, retrained: Backbone | None,
         steps[("features", name)] = (f"layer features ({name})", lambda bb=bb: {
             s: layer_features(bb, ps) for s, ps in cka_sets.items()})
     todo = [(key, label, fn) for key, (label, fn) in steps.items() if key not in cache]
+    reused = sum(cache["spent"][key] for key in steps if key in cache)
     for key, label, fn in tqdm(todo, desc="audit", disable=progress is False):
         if callable(progress):
             progress(label)
+        start = time.time()
         cache[key] = fn()
+        cache["spent"][key] = time.time() - start
 
     out["relearn"] = {mode: {n: cache[("relearn", mode, n)] for n in models}
                       for mode in measured}
@@ -191,7 +205,8 @@ def audit(unlearned: Backbone, original: Backbone, retrained: Backbone | None,
             for mode, curves in out["relearn"].items()}
     out["relearn"]["targeted_pairs"] = {"relearned": [p.pair_id for p in relearned],
                                         "measured": [p.pair_id for p in held]}
-    out["seconds"] = round(time.time() - t0, 1)
+    # this call's time plus that of the measurements it reused: the audit's whole cost
+    out["seconds"] = round(time.time() - t0 + reused, 1)
     return out
 
 

@@ -27,8 +27,13 @@ class NoResultYet(Expired):
 
 
 class SessionStore:
-    def __init__(self, ttl_s: float = 3600.0, max_items: int = 8, clock=time.monotonic):
+    """`on_drop(value)` is called for every value let go: dropped, replaced, evicted when
+    full, or expired (the app stops a result's background Retrain there)."""
+
+    def __init__(self, ttl_s: float = 3600.0, max_items: int = 8, clock=time.monotonic,
+                 on_drop=None):
         self.ttl_s, self.max_items, self.clock = ttl_s, max_items, clock
+        self.on_drop = on_drop
         self._items: dict[str, tuple[float, object]] = {}
         self._lock = threading.Lock()
 
@@ -36,34 +41,44 @@ class SessionStore:
         """Store `value` (replacing `key`'s old value) and return its key. When full, the
         oldest entry is dropped first."""
         with self._lock:
-            self._sweep()
+            gone = self._sweep()
             key = key or uuid.uuid4().hex
-            self._items.pop(key, None)
+            if key in self._items:
+                gone.append(self._items.pop(key)[1])
             while len(self._items) >= self.max_items:
-                self._items.pop(next(iter(self._items)))
+                gone.append(self._items.pop(next(iter(self._items)))[1])
             self._items[key] = (self.clock(), value)
+        self._dropped(gone)
         return key
 
     def get(self, key: str | None):
         with self._lock:
-            self._sweep()
-            if not key:
-                raise NoResultYet(key)
-            if key not in self._items:
-                raise Expired(key)
-            return self._items[key][1]
+            gone = self._sweep()
+            found = self._items.get(key) if key else None
+        self._dropped(gone)
+        if not key:
+            raise NoResultYet(key)
+        if found is None:
+            raise Expired(key)
+        return found[1]
 
-    def drop(self, key: str | None):
-        """Let `key`'s value go; returns it (None if there was none)."""
+    def drop(self, key: str | None) -> None:
         with self._lock:
-            return self._items.pop(key, (None, None))[1]
+            gone = [self._items.pop(key)[1]] if key in self._items else []
+        self._dropped(gone)
 
     def __len__(self) -> int:
         with self._lock:
-            self._sweep()
-            return len(self._items)
+            gone = self._sweep()
+            n = len(self._items)
+        self._dropped(gone)
+        return n
 
-    def _sweep(self) -> None:
+    def _sweep(self) -> list:
         now = self.clock()
-        for key in [k for k, (t, _) in self._items.items() if now - t > self.ttl_s]:
-            del self._items[key]
+        return [self._items.pop(k)[1] for k, (t, _) in list(self._items.items())
+                if now - t > self.ttl_s]
+
+    def _dropped(self, values: list) -> None:
+        for value in values if self.on_drop else ():  # outside the lock: it may take time
+            self.on_drop(value)
