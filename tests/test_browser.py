@@ -1,6 +1,7 @@
 """The app in a real browser (Debian's chromium driven by Playwright): upload a pair, be
-told it was never learned, teach then forget it, inspect the plots, and keep screenshots
-(in $MMU_SCREENSHOTS, else the test's temp folder) for a person to look at."""
+told it was never learned, teach then forget it, inspect the plots, build the report, audit
+the result, forget one more pair on top of it, and keep screenshots of each tab (in
+$MMU_SCREENSHOTS, else the test's temp folder) for a person to look at."""
 
 import os
 import re
@@ -79,3 +80,22 @@ def test_upload_teach_forget_and_inspect_in_a_browser(page, world, tmp_path):
     page.locator("#report").click()
     page.get_by_text(".html").first.wait_for()
     page.screenshot(path=str(shots / "report.png"), full_page=True)
+
+    # the audit: the taught upload's Retrain is the model before teaching, so the answer
+    # against Retrain follows the reference-free one at once
+    page.get_by_role("tab", name="Audit", exact=True).click()
+    page.locator("#audit").click()
+    summary = page.locator("#audit-summary")
+    summary.get_by_text(re.compile("Audited against Retrain")).wait_for()
+    assert "the model before teaching" in summary.inner_text()
+    page.screenshot(path=str(shots / "audit.png"), full_page=True)
+
+    # one more request on top of this result: the page lists both
+    page.get_by_role("tab", name="Forget", exact=True).click()
+    page.locator("#upload-text textarea").fill("arne vik is a fisher from bergen.")
+    page.locator("#forget-more").click()
+    status.get_by_text("Nothing to forget yet").wait_for()
+    page.locator("#teach").click()
+    status.get_by_text(re.compile(r"2\) 1 pair\(s\)")).first.wait_for()
+    assert "2 pairs forgotten in all" in status.inner_text()
+    page.screenshot(path=str(shots / "forget-more.png"), full_page=True)

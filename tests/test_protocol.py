@@ -66,6 +66,39 @@ def test_eq3_and_eq4_on_a_hand_made_case():
     assert float(terms["l_cf"]) == pytest.approx(np.log(2 * p_n / p_p), abs=1e-6)
 
 
+def test_one_pair_stops_on_the_median_of_five_mismatch_texts():
+    """One pair (an upload in the app): two other texts that happen to match its image
+    better than its own text (an unusual photograph) no longer end the edit at once; the
+    median of five does not count them. One text per row from five rows on, as before."""
+    bb = TokenBackbone()
+    image, own = torch.tensor([[[1.0]]]), torch.tensor([[[0.05]]])  # match 0.62
+    texts = torch.tensor([[[[0.3]]], [[[0.3]]], [[[-0.5]]], [[[-0.5]]], [[[-0.5]]]])
+    mask = torch.ones(5, 1, 1)
+    assert float(ours.mismatch_match(bb, image, texts[:1], mask[:1])) > 0.9  # one text: stop
+    assert ours._no_better_than_mismatch(bb, image, own, None, texts[:1], mask[:1])
+    assert float(ours.mismatch_match(bb, image, texts, mask)) < 0.01
+    assert not ours._no_better_than_mismatch(bb, image, own, None, texts, mask)
+
+
+def test_mismatch_texts_per_row_come_from_other_groups():
+    from mmu_core.unlearn.request import sample_exactly
+
+    pairs = [Pair(f"i{k}", f"text {k}", f"G{k % 7}", f"p{k}") for k in range(40)]
+    forget, retain = pairs[:7], pairs[7:]
+    request = SimpleNamespace(forget=forget, retain=retain)
+    bb = SimpleNamespace(tokenize=lambda texts: (
+        torch.tensor([[int(t.split()[1])] for t in texts]), torch.ones(len(texts), 1)))
+    ids, _ = ours.mismatch_texts(bb, request, 1, seed=3)
+    assert ids.shape == (ours.MISMATCH_TEXTS, 1, 1)  # one row: five texts
+    ids, _ = ours.mismatch_texts(bb, SimpleNamespace(forget=forget[:1], retain=retain), 1, 3)
+    assert all(pairs[int(i)].group != "G0" for i in ids.flatten())
+    ids, _ = ours.mismatch_texts(bb, request, 7, seed=3)  # five rows and more: one per row,
+    assert ids.shape == (1, 7, 1)  # the same draw as before the change
+    others = [p for p in retain if p.group not in {q.group for q in forget}] or retain
+    before = sample_exactly(others, 7, torch.Generator().manual_seed(3))
+    assert [int(i) for i in ids.flatten()] == [int(p.text.split()[1]) for p in before]
+
+
 def test_the_hinge_stops_pushing_a_pair_already_below_its_mismatch():
     """hinge=True: a row's N-terms (L_cl and L_cf) count only while the pair scores above
     its image with another group's text; the P-terms are untouched."""

@@ -35,7 +35,7 @@ from mmu_core.unlearn import ours, register
 from mmu_core.unlearn.locality import (NullSpaceProjector, feature_retention,
                                        original_features, saliency_mask)
 from mmu_core.unlearn.request import (Request, kl_to, optimiser, outputs, pair_loss, sample,
-                                      sample_exactly, tensors)
+                                      tensors)
 
 RETAIN = ("kl", "features", "both", "none")
 RETAIN_FROM = ("random", "near")
@@ -80,20 +80,22 @@ def batch_for(rows: int, s: Settings) -> int:
 @torch.no_grad()
 def above_mismatch(bb, x_pix, x_ids, x_mask, m_ids, m_mask, itc: bool = True,
                    chunk: int = 128) -> torch.Tensor:
-    """Per row: does the pair still match better than its image with another group's text,
-    by ITM probability (what a person reads, what retrieval re-ranks by) or, with `itc`,
-    by ITC cosine (what picks retrieval's candidates)? [N] bool."""
+    """Per row: does the pair still match better than its image with other groups' texts
+    (`ours.mismatch_texts`: [t, rows, L], the median of the t), by ITM probability (what a
+    person reads, what retrieval re-ranks by) or, with `itc`, by ITC cosine (what picks
+    retrieval's candidates)? [N] bool."""
     out = []
     for s in range(0, len(x_ids), chunk):
         img = bb.encode_image(x_pix[s:s + chunk])
-        pair, other = ((ids[s:s + chunk], mask[s:s + chunk])
-                       for ids, mask in ((x_ids, x_mask), (m_ids, m_mask)))
-        above = (bb.itm_logits(bb.fuse(img, *pair)).softmax(-1)[:, 1]
-                 > bb.itm_logits(bb.fuse(img, *other)).softmax(-1)[:, 1])
+        ids, mask = x_ids[s:s + chunk], x_mask[s:s + chunk]
+        others = m_ids[:, s:s + chunk], m_mask[:, s:s + chunk]
+        above = (bb.itm_logits(bb.fuse(img, ids, mask)).softmax(-1)[:, 1]
+                 > ours.mismatch_match(bb, img, *others))
         if itc:
             feats = bb.image_feat(img)
-            above |= ((feats * bb.text_feat(bb.encode_text(*pair))).sum(-1)
-                      > (feats * bb.text_feat(bb.encode_text(*other))).sum(-1))
+            cos = torch.stack([(feats * bb.text_feat(bb.encode_text(i, m))).sum(-1)
+                               for i, m in zip(*others)]).median(0).values
+            above |= (feats * bb.text_feat(bb.encode_text(ids, mask))).sum(-1) > cos
         out.append(above)
     return torch.cat(out)
 
@@ -119,10 +121,8 @@ def contrastive_editing_kept_local(request: Request, **settings):
     r2_ids, r2_mask = bb.tokenize([r[2] for r in rows])
     alpha = (ours.token_alpha(bb, x_ids, x_mask, r2_ids, r2_mask) if s.alpha is None
              else s.alpha * x_mask.float())
-    gen_m = torch.Generator().manual_seed(request.seed + 1)
     forget_groups = {p.group for p in request.forget}
-    others = [p for p in request.retain if p.group not in forget_groups] or request.retain
-    m_ids, m_mask = bb.tokenize([p.text for p in sample_exactly(others, len(rows), gen_m)])
+    m_ids, m_mask = ours.mismatch_texts(bb, request, len(rows), request.seed + 1)
     batch = batch_for(len(rows), s)
     gen = torch.Generator().manual_seed(request.seed)
 
@@ -199,8 +199,8 @@ def contrastive_editing_kept_local(request: Request, **settings):
         live = active.nonzero().flatten() if s.bounded else torch.arange(len(rows))
         idx = live[torch.randperm(len(live), generator=gen)[:batch]]
         if s.bounded:  # the batch's own state, read before its step
-            on = above_mismatch(bb, x_pix[idx], x_ids[idx], x_mask[idx], m_ids[idx],
-                                m_mask[idx], s.bound_itc).cpu()
+            on = above_mismatch(bb, x_pix[idx], x_ids[idx], x_mask[idx], m_ids[:, idx],
+                                m_mask[:, idx], s.bound_itc).cpu()
             active[idx] = on
             idx = idx[on]
             if not len(idx):
