@@ -125,6 +125,8 @@ def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeyp
 
 
 def test_summary_bolds_the_lowest_method_and_counts_the_seeds():
+    from dataclasses import replace
+
     from mmu_core.bench.unlearning import PRESETS, summary_markdown
 
     def cell(method, seed, mi, rdr=90.0):
@@ -147,3 +149,10 @@ def test_summary_bolds_the_lowest_method_and_counts_the_seeds():
     assert "| 15.00 ± 7.07 |" in row and "| **10.00** ± 7.07 |" in row
     row = next(line for line in rdr.splitlines() if line.startswith("| privacy, 5 |"))
     assert "| 5.00 ± 7.07 |" in row and "| **0.00** ± 0.00 |" in row
+    # a method with fewer seeds than the row (still being computed) is marked, never bold
+    by[("privacy", 5, "late")] = [cell("late", 0, 0.0)]
+    md = "\n".join(summary_markdown(by, replace(PRESETS["paper"], methods=(
+        "retrain", "ga", "ours", "late"))))
+    row = next(line for line in md.split("## Summary: |delta R@D_r|")[0].splitlines()
+               if line.startswith("| privacy, 5 |"))
+    assert "| 0.00 ± 0.00 (n=1) |" in row and "| **10.00** ± 7.07 |" in row

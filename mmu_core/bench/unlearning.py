@@ -456,19 +456,23 @@ def summary_markdown(by: dict, preset: Preset) -> list[str]:
             continue
         md += [f"## Summary: {title} (lower is better)", "",
                "Mean ± std over the seeds computed (n of the preset's seeds); the lowest "
-               "mean in bold.", "", "| scenario, forget | n | " + " | ".join(methods) + " |",
+               "mean in bold, among the methods with all n seeds; a method with fewer says "
+               "(n=k): not comparable yet.", "",
+               "| scenario, forget | n | " + " | ".join(methods) + " |",
                "|---" * (len(methods) + 2) + "|"]
         for (scenario, size), r in rows.items():
             values = {m: pick(r[m]) for m in methods if m in r and pick(r[m])}
             if not values:
                 continue
-            best = min((_mean(v) for m, v in values.items() if m != "original"), default=None)
+            n = max(len(v) for v in values.values())
+            best = min((_mean(v) for m, v in values.items()
+                        if m != "original" and len(v) == n), default=None)
             d = 3 if title == COLLATERAL_TITLE else 2
             cols = [("-" if m not in values else
                      (f"**{_mean(values[m]):.{d}f}**" if _mean(values[m]) == best
-                      else f"{_mean(values[m]):.{d}f}") + f" ± {_std(values[m]):.{d}f}")
+                      else f"{_mean(values[m]):.{d}f}") + f" ± {_std(values[m]):.{d}f}"
+                     + (f" (n={len(values[m])})" if len(values[m]) < n else ""))
                     for m in methods]
-            n = max(r[m]["n"] for m in values)
             md.append(f"| {scenario}, {size} | {n} of {len(preset.seeds_of(scenario, size))} "
                       "| " + " | ".join(cols) + " |")
         md.append("")
