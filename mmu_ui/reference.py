@@ -21,7 +21,6 @@ from mmu_core.data.inputs import InputError
 CELLS = Path(__file__).resolve().parents[1] / "docs" / "results" / "bench" / "paper" / "cells.csv"
 POLL_S = 1.0
 
-
 REPLACED = ("This Retrain was replaced by one of another epoch count (asked for in "
             "Compare); ask again to use that one.")
 RELEASED = "This result was let go (a newer request, or its time ran out): nothing to audit."
@@ -55,17 +54,17 @@ def _minutes(seconds: float) -> str:
 
 
 class SharedRetrain:
-    """One request's Retrain: `start` returns at once; `wait` blocks (reporting progress)
-    until the model is there. For taught uploads the model before teaching is it (no
-    training, `forget_request.retrain_reference`)."""
+    """One request's Retrain, started in a thread when made (`shared_retrain` makes it, with
+    the epochs capped at the recipe's); `wait` blocks (reporting progress) until the model
+    is there. For taught uploads the model before teaching is it (no training,
+    `forget_request.retrain_reference`)."""
 
     def __init__(self, outcome, epochs: int):
         from mmu_core.erasure.forget_request import needs_retrain
-        from mmu_core.training.recipes import RECIPES
 
         self.outcome = outcome
         self.trains = needs_retrain(outcome)  # else: the model before teaching, at once
-        self.epochs = min(int(epochs), RECIPES[outcome.scenario].epochs)
+        self.epochs = epochs
         per_epoch = benchmark_seconds_per_epoch(outcome.scenario)
         self.estimate_s = None if per_epoch is None else per_epoch * self.epochs
         self.done_epochs, self.started = 0, time.monotonic()
@@ -155,6 +154,7 @@ def shared_retrain(entry: dict, epochs: int | None = None, replace: bool = False
 
 
 def release(entry: dict | None) -> None:
-    """Stop the Retrain of a result let go (a newer request replaced it)."""
+    """Stop the Retrain of a result let go (`SessionStore.on_drop`: a newer request, expiry,
+    eviction)."""
     if entry and entry.get("reference") is not None:
         entry["reference"].cancel()
