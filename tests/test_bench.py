@@ -156,3 +156,29 @@ def test_summary_bolds_the_lowest_method_and_counts_the_seeds():
     row = next(line for line in md.split("## Summary: |delta R@D_r|")[0].splitlines()
                if line.startswith("| privacy, 5 |"))
     assert "| 0.00 ± 0.00 (n=1) |" in row and "| **10.00** ± 7.07 |" in row
+
+
+def test_generation_tables_read_their_cells_and_share_the_plain_row(tmp_path):
+    """Tables 7 and 8 (`bench generation`): a row's figures come from its cells against
+    the paper preset's Retrain of the same seed; Table 8's shipped pair is Table 7's plain
+    ELBO row (one computation), and a row with fewer seeds says so."""
+    from mmu_core.bench import generation as G
+    from mmu_core.metrics.compare import compare
+
+    paper = json.loads((G.PAPER_CELLS / "privacy-50-s0-ours.json").read_text())
+    retrain = json.loads((G.PAPER_CELLS / "privacy-50-s0-retrain.json").read_text())
+    cell = {"metrics": paper["metrics"], "quality": {"image_IS": 5.0, "text_self_bleu4": 90.0},
+            "unlearning": {"seconds": 70.0, "mvi_cache_hit": False, "mvi_fit_seconds": 20.0}}
+    path = G.cell_path(tmp_path / "table8", 8, "SD-embedded + BLIP-2-OPT-embedded", 0, "ours")
+    assert path == tmp_path / "table7" / "cells" / "elbo-s0-ours.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(cell))
+    summary = G.write_tables(8, tmp_path / "table8", seeds=(0, 1), methods=("ours",))
+    row = summary["SD-embedded + BLIP-2-OPT-embedded|ours"]
+    assert row["n"] == 1 and row["M_eff"] == [compare(paper["metrics"],
+                                                      retrain["metrics"])["M_eff"]]
+    assert row["seconds"] == [50.0]  # the MVI fit made inside the method is left out
+    assert summary["SD-embedded-v2 + BLIP-2-T5-embedded|ours"]["n"] == 0
+    md = (tmp_path / "table8" / "tables.md").read_text()
+    assert "| SD-embedded + BLIP-2-OPT-embedded | 1 of 2 |" in md
+    assert "Salesforce/blip2-flan-t5-xl" in md

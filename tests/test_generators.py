@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mmu_core.data.loaders import Pair
 from mmu_core.models.backbone import UnknownModelError
 from mmu_core.models.embedded_generators import (CaptionerSize, PainterSize, new_captioner,
                                                  new_painter)
@@ -40,6 +41,35 @@ def test_captioner_knowledge_loss_and_generation(captioner, tmp_path):
     save_captioner(captioner, tmp_path / "cap")
     again = load_captioner(str(tmp_path / "cap"))
     assert torch.allclose(again.knowledge(again.pixels(IMAGES)), k, atol=1e-6)
+
+
+def test_a_t5_captioner_is_trained_and_read_like_the_opt_one(tmp_path):
+    """Table 8's BLIP-2 with an encoder-decoder LM: the prefix goes to T5's encoder, the
+    loss is the decoder's NLL of the text, and training lowers it."""
+    from mmu_core.training.generators import train_captioner
+
+    cap = new_captioner(TEXTS, CaptionerSize(image_size=32, vision_hidden=32, qformer_hidden=32,
+                                             lm_hidden=32, heads=2, query_tokens=4, lm="t5"))
+    assert cap.seq2seq and type(cap.model.language_model).__name__.startswith("T5")
+    k = cap.knowledge(cap.pixels(IMAGES))
+    per = cap.lm_loss(k, TEXTS, reduction="none")
+    assert per.shape == (2,) and torch.isfinite(per).all()
+    assert not torch.allclose(per, cap.lm_loss(torch.zeros_like(k), TEXTS, reduction="none"))
+    # for one text the loss is T5's own (labels shifted right from the pad token)
+    ids, _ = cap._text_ids(TEXTS[:1])
+    own = cap.model.language_model(inputs_embeds=k[:1], labels=ids[:, 1:]).loss
+    assert torch.allclose(cap.lm_loss(k[:1], TEXTS[:1]), own, atol=1e-5)
+    assert all(isinstance(t, str) for t in cap.generate(k, max_new_tokens=3))
+    pairs = [Pair(str(tmp_path / f"i{i}.png"), t, f"G{i}", f"G{i}_0")
+             for i, t in enumerate(TEXTS)]
+    for p, im in zip(pairs, IMAGES):
+        im.save(p.image)
+    before = float(cap.lm_loss(k, TEXTS))
+    train_captioner(cap, pairs * 8, epochs=3, batch_size=4, log=lambda *_: None)
+    assert float(cap.lm_loss(cap.knowledge(cap.pixels(IMAGES)), TEXTS)) < before
+    save_captioner(cap, tmp_path / "t5")
+    again = load_captioner(str(tmp_path / "t5"))
+    assert again.seq2seq
 
 
 def test_painter_knowledge_loss_and_generation(painter, tmp_path):

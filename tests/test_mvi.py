@@ -291,3 +291,60 @@ def test_building_waits_for_a_load_in_another_thread(gens):
     built = M.new_mvi(cap, painter, TINY).state_dict()
     loader.join()
     assert all(torch.equal(alone[k], built[k]) for k in alone)
+
+
+def test_auxiliary_losses_train_mvi_and_the_discriminator_apart(gens, data):
+    """Table 7: with the auxiliary weights on, the terms appear; MVI's adversarial term
+    moves MVI and not the discriminator, the discriminator's own term moves only the
+    discriminator, and the perceptual term reaches psi_1 through the frozen UNet."""
+    from mmu_core.mvi.auxiliary import new_discriminator
+
+    cap, painter = gens
+    _, f = data
+    cfg = M.MVIConfig(**{**TINY.__dict__, "adversarial": 0.1, "perceptual": 1.0})
+    mvi, disc = M.new_mvi(cap, painter, cfg), new_discriminator(painter, 0)
+    g = torch.Generator().manual_seed(0)
+    terms = M.elbo_terms(mvi, cap, painter, f, generator=g, config=cfg, discriminator=disc)
+    assert {"adversarial", "discriminator", "perceptual"} <= set(terms)
+    assert all(torch.isfinite(v) for v in terms.values())
+
+    def grads(loss, module):
+        gs = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True,
+                                 allow_unused=True)
+        return sum(0.0 if x is None else float(x.abs().sum()) for x in gs)
+    assert grads(terms["adversarial"], mvi.psi_image) > 0
+    assert grads(terms["adversarial"], disc) == 0
+    assert grads(terms["discriminator"], disc) > 0
+    assert grads(terms["discriminator"], mvi) == 0
+    assert grads(terms["perceptual"], mvi.psi_image) > 0
+    # off (the default): the ELBO's five terms only, and the loss is the plain one
+    plain = M.elbo_terms(mvi, cap, painter, f, generator=torch.Generator().manual_seed(0))
+    assert set(plain) == {"modality", "rec_image", "rec_text", "kl_image", "kl_text"}
+    with_aux = M.negative_elbo(terms, 0.01, 0.1, 1.0)
+    expected = (M.negative_elbo({k: terms[k] for k in plain}, 0.01) + 0.1 * terms["adversarial"]
+                + terms["perceptual"] + terms["discriminator"])
+    assert torch.allclose(with_aux, expected)
+
+
+def test_auxiliary_losses_fit_and_keep_the_old_fits_keys(gens, data, tmp_path, monkeypatch):
+    cap, painter = gens
+    pairs, _ = data
+    monkeypatch.setenv("MMU_CACHE_DIR", str(tmp_path / "cache"))
+    base = M.MVIConfig(**{**TINY.__dict__, "steps": 3})
+    aux = M.MVIConfig(**{**base.__dict__, "adversarial": 0.1, "perceptual": 1.0})
+    mvi, summary = FIT.fit(cap, painter, pairs, aux)
+    assert {"adversarial", "perceptual"} <= set(summary["history"][-1])
+    # the discriminator is dropped: the saved MVI is the same module either way
+    assert set(mvi.state_dict()) == set(M.new_mvi(cap, painter, base).state_dict())
+    # weights at 0 leave the key as it was before the fields existed; on, another fit
+    import hashlib
+    old = json.dumps({"version": 1, "config": {k: v for k, v in base.__dict__.items()
+                                                if k not in ("adversarial", "perceptual")},
+                      "captioner": FIT._model_fingerprint(cap.model),
+                      "painter": [FIT._model_fingerprint(m) for m in
+                                  (painter.pipe.unet, painter.pipe.text_encoder,
+                                   painter.pipe.vae)],
+                      "pairs": [[p.pair_id, p.group, p.text] for p in pairs]}, sort_keys=True)
+    assert FIT.cache_key(cap, painter, pairs, base) == hashlib.sha256(
+        old.encode()).hexdigest()[:20]
+    assert FIT.cache_key(cap, painter, pairs, aux) != FIT.cache_key(cap, painter, pairs, base)

@@ -1,9 +1,11 @@
 """Image-to-text generator: `transformers.Blip2ForConditionalGeneration` (real:
-`Salesforce/blip2-opt-2.7b`), frozen.
+`Salesforce/blip2-opt-2.7b`, or `Salesforce/blip2-flan-t5-xl`), frozen.
 
 For MVI it offers K' of an image (the Q-Former outputs, projected into the language
 model's input space: what BLIP-2 itself feeds its LM) and its text decoder (the LM),
 conditioned on any prefix of embeddings, for the reconstruction loss and for generation.
+A decoder-only LM (OPT) reads the prefix before the text; an encoder-decoder LM (T5)
+reads it in its encoder and writes the text in its decoder, as BLIP-2 uses each.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class Captioner:
         self.model = model.eval().requires_grad_(False)
         self.processor = processor
         self.tokenizer = processor.tokenizer
+        self.seq2seq = not model.config.use_decoder_only_language_model
 
     @property
     def device(self) -> torch.device:
@@ -51,14 +54,19 @@ class Captioner:
         say) from the targets."""
         lm = self.model.language_model
         ids, mask = self._text_ids(texts)
-        emb = lm.get_input_embeddings()(ids)
-        inputs = torch.cat([prefix.to(emb.dtype), emb], 1)
-        att = torch.cat([torch.ones(prefix.shape[:2], dtype=mask.dtype, device=mask.device),
-                         mask], 1)
-        logits = lm(inputs_embeds=inputs, attention_mask=att).logits
-        # position t predicts token t+1: the text tokens after BOS are the targets
-        pred = logits[:, prefix.shape[1]:-1]
-        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        if self.seq2seq:  # the prefix is the encoder's input; the decoder writes the text
+            target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            logits = lm(inputs_embeds=prefix, labels=target).logits
+            pred = logits
+        else:
+            emb = lm.get_input_embeddings()(ids)
+            inputs = torch.cat([prefix.to(emb.dtype), emb], 1)
+            att = torch.cat([torch.ones(prefix.shape[:2], dtype=mask.dtype,
+                                        device=mask.device), mask], 1)
+            logits = lm(inputs_embeds=inputs, attention_mask=att).logits
+            # position t predicts token t+1: the text tokens after BOS are the targets
+            pred = logits[:, prefix.shape[1]:-1]
+            target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
         if ignore_unknown and self.tokenizer.unk_token_id is not None:
             target = target.masked_fill(target == self.tokenizer.unk_token_id, -100)
         nll = F.cross_entropy(pred.transpose(1, 2), target, ignore_index=-100, reduction="none")
@@ -70,16 +78,18 @@ class Captioner:
                  do_sample: bool = False, generator_seed: int | None = None) -> list[str]:
         """Decode text from a conditioning prefix [B, P, lm_dim] (greedy by default)."""
         lm = self.model.language_model
-        bos = torch.full((prefix.shape[0], 1), self.model.config.text_config.bos_token_id,
-                         device=self.device)
-        inputs = torch.cat([prefix, lm.get_input_embeddings()(bos)], 1)
+        cfg = self.model.config.text_config
+        if self.seq2seq:
+            inputs = prefix
+        else:
+            bos = torch.full((prefix.shape[0], 1), cfg.bos_token_id, device=self.device)
+            inputs = torch.cat([prefix, lm.get_input_embeddings()(bos)], 1)
         att = torch.ones(inputs.shape[:2], dtype=torch.long, device=self.device)
         if generator_seed is not None:
             torch.manual_seed(generator_seed)
         out = lm.generate(inputs_embeds=inputs, attention_mask=att, do_sample=do_sample,
-                          max_new_tokens=max_new_tokens,
-                          eos_token_id=self.model.config.text_config.eos_token_id,
-                          pad_token_id=self.model.config.text_config.pad_token_id)
+                          max_new_tokens=max_new_tokens, eos_token_id=cfg.eos_token_id,
+                          pad_token_id=cfg.pad_token_id)
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     @torch.no_grad()

@@ -22,6 +22,7 @@ class CaptionerSize:
     heads: int = 4
     query_tokens: int = 8
     max_text_len: int = 40
+    lm: str = "opt"  # the language model: "opt" (decoder-only) or "t5" (encoder-decoder)
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,38 @@ def new_captioner(texts, size: CaptionerSize = CaptionerSize(), seed: int = 0):
                             num_attention_heads=size.heads,
                             intermediate_size=4 * size.qformer_hidden, encoder_hidden_size=h,
                             cross_attention_frequency=1),
-        text_config=dict(model_type="opt", vocab_size=len(tok), hidden_size=size.lm_hidden,
-                         word_embed_proj_dim=size.lm_hidden, ffn_dim=4 * size.lm_hidden,
-                         num_hidden_layers=size.layers, num_attention_heads=size.heads,
-                         max_position_embeddings=size.query_tokens + size.max_text_len + 8,
-                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id),
+        text_config=_lm_config(size, tok),
         num_query_tokens=size.query_tokens,
         image_token_index=tok.convert_tokens_to_ids("<image>"),
     )
     torch.manual_seed(seed)
     return Captioner(Blip2ForConditionalGeneration(config), processor)
+
+
+def _lm_config(size: CaptionerSize, tok) -> dict:
+    ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+               eos_token_id=tok.eos_token_id)
+    if size.lm == "opt":
+        return dict(model_type="opt", vocab_size=len(tok), hidden_size=size.lm_hidden,
+                    word_embed_proj_dim=size.lm_hidden, ffn_dim=4 * size.lm_hidden,
+                    num_hidden_layers=size.layers, num_attention_heads=size.heads,
+                    max_position_embeddings=size.query_tokens + size.max_text_len + 8, **ids)
+    if size.lm == "t5":  # the decoder starts from padding, as T5's does
+        return dict(model_type="t5", vocab_size=len(tok), d_model=size.lm_hidden,
+                    d_kv=size.lm_hidden // size.heads, d_ff=4 * size.lm_hidden,
+                    num_layers=size.layers, num_decoder_layers=size.layers,
+                    num_heads=size.heads, decoder_start_token_id=tok.pad_token_id, **ids)
+    raise ValueError(f"unknown language model {size.lm!r}: 'opt' or 't5'")
+
+
+# Other generators of the same classes (the paper's Table 8 swaps SD versions and BLIP-2
+# language models): name -> (which generator, its size). Made by
+# `python -m mmu_core train-generators --variant NAME`.
+VARIANTS = {
+    "t5": ("captioner", CaptionerSize(lm="t5")),  # BLIP-2 with a T5 LM (blip2-flan-t5-xl)
+    # a wider, deeper text encoder, as SD 2.1's OpenCLIP encoder is to 1.5's CLIP
+    "v2": ("painter", PainterSize(text_hidden=192, text_layers=3)),
+}
 
 
 def clip_tokenizer(texts, max_len: int):

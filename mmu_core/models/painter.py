@@ -57,19 +57,41 @@ class Painter:
         vae = self.pipe.vae
         return vae.encode(pixel_values).latent_dist.mean * vae.config.scaling_factor
 
+    def denoise(self, latents: torch.Tensor, cond: torch.Tensor,
+                generator: torch.Generator | None = None, max_t: int | None = None):
+        """One denoising step at a random timestep t < max_t (default: the whole schedule):
+        the per-sample epsilon-prediction MSE (the UNet's training loss) and the clean
+        latents it implies, x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)."""
+        sched = self.pipe.scheduler
+        noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+        t = torch.randint(0, max_t or sched.config.num_train_timesteps, (latents.shape[0],),
+                          generator=generator).to(latents.device)
+        noisy = sched.add_noise(latents, noise, t)
+        pred = self.pipe.unet(noisy, t, encoder_hidden_states=cond).sample
+        a = sched.alphas_cumprod.to(latents.device)[t].view(-1, 1, 1, 1)
+        clean = (noisy - (1 - a).sqrt() * pred) / a.sqrt()
+        return F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1), clean
+
     def denoise_loss(self, latents: torch.Tensor, cond: torch.Tensor,
                      generator: torch.Generator | None = None,
                      reduction: str = "mean") -> torch.Tensor:
         """The UNet's own training loss (epsilon prediction MSE at a random timestep),
         conditioned on `cond` [B, T, cond_dim]."""
-        sched = self.pipe.scheduler
-        noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-        t = torch.randint(0, sched.config.num_train_timesteps, (latents.shape[0],),
-                          generator=generator).to(latents.device)
-        noisy = sched.add_noise(latents, noise, t)
-        pred = self.pipe.unet(noisy, t, encoder_hidden_states=cond).sample
-        per_sample = F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1)
+        per_sample = self.denoise(latents, cond, generator)[0]
         return per_sample.mean() if reduction == "mean" else per_sample
+
+    def perceptual_features(self, latents: torch.Tensor, cond: torch.Tensor,
+                            t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The UNet's mid-block output for `latents` noised to t with `noise`: the frozen
+        diffusion model as its own perceptual network (Lin & Yang 2024)."""
+        got = []
+        hook = self.pipe.unet.mid_block.register_forward_hook(lambda m, i, o: got.append(o))
+        try:
+            self.pipe.unet(self.pipe.scheduler.add_noise(latents, noise, t), t,
+                           encoder_hidden_states=cond)
+        finally:
+            hook.remove()
+        return got[0]
 
     @torch.no_grad()
     def generate(self, cond: torch.Tensor, steps: int = 20, guidance: float = 3.0,

@@ -28,18 +28,26 @@ def fit(captioner, painter, pairs: list[Pair], config: MVIConfig = MVIConfig(),
     start = time.perf_counter()
     feats = feats if feats is not None else features(captioner, painter, pairs)
     mvi = new_mvi(captioner, painter, config).train()
-    opt = torch.optim.AdamW(mvi.parameters(), lr=config.lr, weight_decay=0.0)
+    parts = {"mvi": mvi}
+    if config.adversarial:  # Table 7's discriminator, trained beside MVI and then dropped
+        from mmu_core.mvi.auxiliary import new_discriminator
+
+        parts["discriminator"] = new_discriminator(painter, config.seed).train()
+    opt = torch.optim.AdamW([p for m in parts.values() for p in m.parameters()], lr=config.lr,
+                            weight_decay=0.0)
     gen = torch.Generator().manual_seed(config.seed)
     history, last = [], {}
 
     def loss_fn(rows):
-        terms = elbo_terms(mvi, captioner, painter, feats.select(rows), generator=noise)
+        terms = elbo_terms(mvi, captioner, painter, feats.select(rows), generator=noise,
+                           config=config, discriminator=parts.get("discriminator"))
         last.update({k: v.detach() for k, v in terms.items()})
-        return {"loss": negative_elbo(terms, config.kl_weight)}
+        return {"loss": negative_elbo(terms, config.kl_weight, config.adversarial,
+                                      config.perceptual)}
 
     # through accelerate like every training loop (training/distributed.py): each process
     # takes its share of the batch the shared generator drew
-    stepper = Stepper({"mvi": mvi}, loss_fn, opt, clip=1.0)
+    stepper = Stepper(parts, loss_fn, opt, clip=1.0)
     noise = noise_generator(gen, stepper.acc, config.seed)
     bar = tqdm(range(config.steps), desc="MVI (ELBO)", disable=not stepper.acc.is_main_process,
                mininterval=0.1 if sys.stderr.isatty() else 5.0)
@@ -65,10 +73,16 @@ def _model_fingerprint(module: nn.Module) -> str:
     return f"{count}:{total:.6e}"
 
 
+ADDED_LATER = {"adversarial": 0.0, "perceptual": 0.0}  # MVIConfig fields -> their "off"
+
+
 def cache_key(captioner, painter, pairs: list[Pair], config: MVIConfig) -> str:
-    """Same generators, same fitting pairs, same settings -> same key."""
+    """Same generators, same fitting pairs, same settings -> same key. Settings added later
+    are left out while off, so the fits made before them keep their keys."""
+    settings = {k: v for k, v in asdict(config).items()
+                if not (k in ADDED_LATER and v == ADDED_LATER[k])}
     payload = json.dumps({
-        "version": 1, "config": asdict(config),
+        "version": 1, "config": settings,
         "captioner": _model_fingerprint(captioner.model),
         "painter": [_model_fingerprint(m) for m in
                     (painter.pipe.unet, painter.pipe.text_encoder, painter.pipe.vae)],

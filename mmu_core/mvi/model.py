@@ -35,6 +35,9 @@ class MVIConfig:
     lr: float = 3e-3
     max_fit_pairs: int = 1024
     seed: int = 0
+    # auxiliary generation losses beside the ELBO (Table 7; mvi/auxiliary.py), 0 = off
+    adversarial: float = 0.0
+    perceptual: float = 0.0
 
 
 class MVI(nn.Module, PyTorchModelHubMixin):
@@ -167,30 +170,45 @@ def new_mvi(captioner, painter, config: MVIConfig = MVIConfig()) -> MVI:
 
 # --- Eq. 2 ------------------------------------------------------------------------------------
 
-def elbo_terms(mvi: MVI, captioner, painter, f: Features, generator=None) -> dict:
+def elbo_terms(mvi: MVI, captioner, painter, f: Features, generator=None,
+               config: MVIConfig | None = None, discriminator=None) -> dict:
     """The negative ELBO's terms for a batch (each a scalar, mean over the batch):
-    modality cross-entropy (-log p(M|U')), the two reconstruction losses, and the two KLs."""
+    modality cross-entropy (-log p(M|U')), the two reconstruction losses, and the two KLs;
+    with `config`'s auxiliary weights on, the Table 7 terms too (mvi/auxiliary.py)."""
     mu1, lv1 = mvi.encode_image(f.pixels)
     mu2, lv2 = mvi.encode_text(f.ids)
     u1, u2 = sample(mu1, lv1, generator), sample(mu2, lv2, generator)
     logits = mvi.modality(torch.cat([u1, u2]))
     labels = torch.tensor([IMAGE] * len(u1) + [TEXT] * len(u2), device=logits.device)
-    return {
+    cond_image = torch.cat([f.k_text, mvi.psi(u1, "image")], 1)
+    terms = {
         "modality": F.cross_entropy(logits, labels),
-        "rec_image": painter.denoise_loss(
-            f.latents, torch.cat([f.k_text, mvi.psi(u1, "image")], 1), generator=generator),
+        "rec_image": painter.denoise_loss(f.latents, cond_image, generator=generator),
         "rec_text": captioner.lm_loss(torch.cat([f.k_image, mvi.psi(u2, "text")], 1), f.texts,
                                         ignore_unknown=True),
         "kl_image": kl_to_prior(mu1, lv1).mean(),
         "kl_text": kl_to_prior(mu2, lv2).mean(),
     }
+    if config is not None and (config.adversarial or config.perceptual):
+        from mmu_core.mvi.auxiliary import auxiliary_terms
+
+        terms.update(auxiliary_terms(painter, f.latents, cond_image, config.adversarial,
+                                     config.perceptual, discriminator, generator))
+    return terms
 
 
-def negative_elbo(terms: dict, kl_weight: float) -> torch.Tensor:
+def negative_elbo(terms: dict, kl_weight: float, adversarial: float = 0.0,
+                  perceptual: float = 0.0) -> torch.Tensor:
     """Reconstruction terms are per-element means (the decoders' own losses), so the KL is
-    weighted to the same scale; kl_weight=1 with summed log-likelihoods is the plain ELBO."""
-    return (terms["modality"] + terms["rec_image"] + terms["rec_text"]
+    weighted to the same scale; kl_weight=1 with summed log-likelihoods is the plain ELBO.
+    The auxiliary terms add with their weights; the discriminator's own loss adds as it
+    is (it reaches only the discriminator's weights)."""
+    loss = (terms["modality"] + terms["rec_image"] + terms["rec_text"]
             + kl_weight * (terms["kl_image"] + terms["kl_text"]))
+    for name, weight in (("adversarial", adversarial), ("perceptual", perceptual)):
+        if name in terms:
+            loss = loss + weight * terms[name]
+    return loss + terms.get("discriminator", 0.0)
 
 
 # --- Table 5 -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -145,3 +146,38 @@ def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: 
     out["unet"] = hist
     out["seconds"] = round(time.time() - t0, 1)
     return out
+
+
+def train_variant(name: str, data, out, seed: int = 0, captioner_epochs: int = 6,
+                  vae_epochs: int = 4, unet_epochs: int = 30, extra_provenance=None) -> Path:
+    """Another generator of the same class for the paper's Table 8 (`VARIANTS`: "t5", "v2"),
+    trained by the recipe of the shipped one on the same generic corpus, saved (main
+    process) to out/<kind>-<name> with its train_summary.json. Returns that folder."""
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.models.embedded_generators import VARIANTS, new_captioner, new_painter
+    from mmu_core.models.generators import save_captioner, save_painter
+    from mmu_core.training.distributed import accelerator
+    from mmu_core.training.recipes import pretrain_pairs
+
+    if name not in VARIANTS:
+        raise ValueError(f"unknown generator variant {name!r}; choose from {sorted(VARIANTS)}")
+    kind, size = VARIANTS[name]
+    pairs = pretrain_pairs(data)  # generic corpus only: never task data or forget sets
+    texts = [p.text for p in pairs]
+    if kind == "captioner":
+        gen = new_captioner(texts, size, seed=seed)
+        summary = train_captioner(gen, pairs, epochs=captioner_epochs, seed=seed)
+    else:
+        gen = new_painter(texts, size, seed=seed)
+        summary = train_painter(gen, pairs, vae_epochs=vae_epochs, unet_epochs=unet_epochs,
+                                seed=seed)
+    folder = Path(out) / f"{kind}-{name}"
+    if accelerator().is_main_process:
+        (save_captioner if kind == "captioner" else save_painter)(gen, folder)
+        summary["provenance"] = provenance({"variant": name, "data": str(data), "seed": seed,
+                                            "captioner_epochs": captioner_epochs,
+                                            "vae_epochs": vae_epochs,
+                                            "unet_epochs": unet_epochs,
+                                            **(extra_provenance or {})})
+        (folder / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    return folder
