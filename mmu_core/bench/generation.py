@@ -34,23 +34,16 @@ TABLE7 = {
     "+ perceptual": {"perceptual": AUX_WEIGHTS["perceptual"]},
     "+ adversarial + perceptual": dict(AUX_WEIGHTS),
 }
-# Table 8: (painter, captioner) -> the paper's checkpoints they stand in for, by hub id.
-# "embedded" are the shipped generators; the others are made by
-# `python -m mmu_core train-generators --variant ...` into the user cache (generator_dir).
+# Table 8: row -> (painter, captioner, the real pair it stands in for: a key of
+# bench/unlearning.REAL_GENERATOR_PAIRS, the `real` preset's hub ids). "embedded" are the
+# shipped generators; the others are trained once into the user cache (generator_dir) by
+# `python -m mmu_core train-generators --variant ...`, or by this benchmark on first use.
 TABLE8 = {
-    "SD-embedded + BLIP-2-OPT-embedded": ("embedded", "embedded"),
-    "SD-embedded + BLIP-2-T5-embedded": ("embedded", "t5"),
-    "SD-embedded-v2 + BLIP-2-OPT-embedded": ("v2", "embedded"),
-    "SD-embedded-v2 + BLIP-2-T5-embedded": ("v2", "t5"),
+    "SD-embedded + BLIP-2-OPT-embedded": ("embedded", "embedded", "SD v1.5 + BLIP-2-OPT"),
+    "SD-embedded + BLIP-2-T5-embedded": ("embedded", "t5", "SD v1.5 + BLIP-2-T5"),
+    "SD-embedded-v2 + BLIP-2-OPT-embedded": ("v2", "embedded", "SD v2.1 + BLIP-2-OPT"),
+    "SD-embedded-v2 + BLIP-2-T5-embedded": ("v2", "t5", "SD v2.1 + BLIP-2-T5"),
 }
-REAL_IDS = {  # what each embedded generator stands in for in the `real` preset
-    ("painter", "embedded"): "stable-diffusion-v1-5/stable-diffusion-v1-5",
-    ("painter", "v2"): "stabilityai/stable-diffusion-2-1-base",
-    ("captioner", "embedded"): "Salesforce/blip2-opt-2.7b",
-    ("captioner", "t5"): "Salesforce/blip2-flan-t5-xl",
-}
-
-
 # rows measured once: Table 8's shipped pair is Table 7's plain ELBO, the same computation
 SAME_AS = {(8, "SD-embedded + BLIP-2-OPT-embedded"): (7, "ELBO")}
 
@@ -90,7 +83,7 @@ def rows_of(table: int) -> dict:
     if table == 7:
         return {name: ("embedded", "embedded", aux) for name, aux in TABLE7.items()}
     if table == 8:
-        return {name: (p, c, {}) for name, (p, c) in TABLE8.items()}
+        return {name: (p, c, {}) for name, (p, c, _) in TABLE8.items()}
     raise ValueError(f"unknown table {table}: 7 or 8")
 
 
@@ -224,9 +217,12 @@ def write_tables(table: int, out: str | Path, seeds=SEEDS, methods=METHODS) -> d
                       + " |")
         md.append("")
     if table == 8:
-        md += ["Real checkpoints each embedded generator stands in for (the `real` preset): "
-               + "; ".join(f"{kind} `{v}` -> `{hub}`" for (kind, v), hub in REAL_IDS.items()),
-               ""]
+        from mmu_core.bench.unlearning import REAL_GENERATOR_PAIRS
+
+        md += ["The real pair each row stands in for (`REAL_GENERATOR_PAIRS`, the `real` "
+               "preset's hub ids):", ""] + [
+            f"- {row}: {real} = `{REAL_GENERATOR_PAIRS[real][0]}` + "
+            f"`{REAL_GENERATOR_PAIRS[real][1]}`" for row, (_, _, real) in TABLE8.items()] + [""]
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables.md").write_text("\n".join(md) + "\n")
     (out / "tables.json").write_text(json.dumps(summary, indent=1))

@@ -37,6 +37,16 @@ REAL_SOURCES = Sources({"privacy": None, "copyright": "Salesforce/blip-itm-base-
                        "Salesforce/blip-itm-base-coco", "Salesforce/blip2-opt-2.7b",
                        "stabilityai/stable-diffusion-2-1-base",
                        {"privacy": "privacy-real", "copyright": "copyright-real"})
+# The paper's Table 8 generator pairs by hub id (painter, captioner), for MVI on the real
+# preset (`bench generation --table 8` names the embedded pair standing in for each)
+REAL_GENERATOR_PAIRS = {
+    "SD v1.5 + BLIP-2-OPT": ("stable-diffusion-v1-5/stable-diffusion-v1-5",
+                             "Salesforce/blip2-opt-2.7b"),
+    "SD v1.5 + BLIP-2-T5": ("stable-diffusion-v1-5/stable-diffusion-v1-5",
+                            "Salesforce/blip2-flan-t5-xl"),
+    "SD v2.1 + BLIP-2-OPT": ("stabilityai/stable-diffusion-2-1-base", "Salesforce/blip2-opt-2.7b"),
+    "SD v2.1 + BLIP-2-T5": ("stabilityai/stable-diffusion-2-1-base", "Salesforce/blip2-flan-t5-xl"),
+}
 
 
 @dataclass(frozen=True)
