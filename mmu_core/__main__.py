@@ -466,8 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--variant", default=None, choices=["t5", "v2"],
                     help="instead: another generator of the same class for Table 8 (t5: "
                     "BLIP-2 with a T5 LM; v2: SD with a larger text encoder), into "
-                    "OUT/captioner-t5 or OUT/painter-v2 (the benchmark reads "
-                    "~/.cache/mmu/generators)")
+                    "OUT/captioner-t5 or OUT/painter-v2; --which is ignored (the benchmark "
+                    "reads $MMU_CACHE_DIR/generators, default ~/.cache/mmu/generators)")
     tg.add_argument("--captioner-epochs", type=int, default=6)
     tg.add_argument("--vae-epochs", type=int, default=4)
     tg.add_argument("--unet-epochs", type=int, default=30)

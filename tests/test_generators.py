@@ -59,6 +59,10 @@ def test_a_t5_captioner_is_trained_and_read_like_the_opt_one(tmp_path):
     ids, _ = cap._text_ids(TEXTS[:1])
     own = cap.model.language_model(inputs_embeds=k[:1], labels=ids[:, 1:]).loss
     assert torch.allclose(cap.lm_loss(k[:1], TEXTS[:1]), own, atol=1e-5)
+    # the decoder starts from padding and the targets end with the end-of-text token
+    lm = cap.model.language_model
+    assert (lm._shift_right(ids[:, 1:])[:, 0] == cap.tokenizer.pad_token_id).all()
+    assert ids[0, -1] == cap.tokenizer.eos_token_id
     assert all(isinstance(t, str) for t in cap.generate(k, max_new_tokens=3))
     pairs = [Pair(str(tmp_path / f"i{i}.png"), t, f"G{i}", f"G{i}_0")
              for i, t in enumerate(TEXTS)]
@@ -67,9 +71,12 @@ def test_a_t5_captioner_is_trained_and_read_like_the_opt_one(tmp_path):
     before = float(cap.lm_loss(k, TEXTS))
     train_captioner(cap, pairs * 8, epochs=3, batch_size=4, log=lambda *_: None)
     assert float(cap.lm_loss(cap.knowledge(cap.pixels(IMAGES)), TEXTS)) < before
+    k = cap.knowledge(cap.pixels(IMAGES))
     save_captioner(cap, tmp_path / "t5")
     again = load_captioner(str(tmp_path / "t5"))
     assert again.seq2seq
+    assert torch.allclose(again.lm_loss(k, TEXTS), cap.lm_loss(k, TEXTS), atol=1e-6)
+    assert again.generate(k, max_new_tokens=5) == cap.generate(k, max_new_tokens=5)
 
 
 def test_painter_knowledge_loss_and_generation(painter, tmp_path):

@@ -334,8 +334,6 @@ def test_auxiliary_losses_fit_and_keep_the_old_fits_keys(gens, data, tmp_path, m
     aux = M.MVIConfig(**{**base.__dict__, "adversarial": 0.1, "perceptual": 1.0})
     mvi, summary = FIT.fit(cap, painter, pairs, aux)
     assert {"adversarial", "perceptual"} <= set(summary["history"][-1])
-    # the discriminator is dropped: the saved MVI is the same module either way
-    assert set(mvi.state_dict()) == set(M.new_mvi(cap, painter, base).state_dict())
     # weights at 0 leave the key as it was before the fields existed; on, another fit
     import hashlib
     old = json.dumps({"version": 1, "config": {k: v for k, v in base.__dict__.items()

@@ -49,9 +49,12 @@ SAME_AS = {(8, "SD-embedded + BLIP-2-OPT-embedded"): (7, "ELBO")}
 
 
 def cell_path(out: Path, table: int, row: str, seed: int, method: str) -> Path:
-    """out is this table's folder (…/table<N>); a SAME_AS row lives in its twin's."""
-    table, row = SAME_AS.get((table, row), (table, row))
-    return out.parent / f"table{table}" / "cells" / f"{_slug(row)}-s{seed}-{method}.json"
+    """A row's cell in out/cells; a SAME_AS row's in its twin table's folder beside out
+    (…/table<N>, as the default --out names them)."""
+    if (table, row) in SAME_AS:
+        twin, row = SAME_AS[table, row]
+        return out.parent / f"table{twin}" / "cells" / f"{_slug(row)}-s{seed}-{method}.json"
+    return out / "cells" / f"{_slug(row)}-s{seed}-{method}.json"
 
 
 def generator_dir(kind: str, variant: str) -> str:

@@ -41,7 +41,11 @@ class Captioner:
         tok = self.tokenizer
         enc = tok([t + (tok.eos_token or "") for t in texts], padding="longest", truncation=True,
                   max_length=max_len, return_tensors="pt", add_special_tokens=False)
-        bos = torch.full((len(texts), 1), self.model.config.text_config.bos_token_id)
+        # a leading column the targets drop: OPT's BOS; T5 has none (its decoder starts
+        # from padding), so the pad id holds the place
+        cfg = self.model.config.text_config
+        lead = cfg.bos_token_id if cfg.bos_token_id is not None else cfg.pad_token_id
+        bos = torch.full((len(texts), 1), lead)
         ids = torch.cat([bos, enc["input_ids"]], 1).to(self.device)
         mask = torch.cat([torch.ones_like(bos), enc["attention_mask"]], 1).to(self.device)
         return ids, mask
@@ -56,7 +60,7 @@ class Captioner:
         ids, mask = self._text_ids(texts)
         if self.seq2seq:  # the prefix is the encoder's input; the decoder writes the text
             target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            logits = lm(inputs_embeds=prefix, labels=target).logits
+            logits = lm(inputs_embeds=prefix.to(lm.dtype), labels=target).logits
             pred = logits
         else:
             emb = lm.get_input_embeddings()(ids)
@@ -80,7 +84,7 @@ class Captioner:
         lm = self.model.language_model
         cfg = self.model.config.text_config
         if self.seq2seq:
-            inputs = prefix
+            inputs = prefix.to(lm.dtype)
         else:
             bos = torch.full((prefix.shape[0], 1), cfg.bos_token_id, device=self.device)
             inputs = torch.cat([prefix, lm.get_input_embeddings()(bos)], 1)

@@ -8,7 +8,8 @@ Both read the clean latents the frozen UNet implies in one denoising step from
 
 - adversarial: a small discriminator on VAE latents tells the batch's own latents from the
   predicted ones; MVI is trained to fool it (non-saturating loss), the discriminator to
-  tell them apart, in the same backward pass (its own loss reaches only its weights);
+  tell them apart, in the same backward pass (its own loss reaches only its weights, and
+  `fit` clips each one's gradient on its own, so neither shrinks the other's step);
 - perceptual: the frozen UNet's mid-block features of the predicted and of the true
   latents, noised again to one shared timestep with one shared noise, are held close.
 
@@ -21,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+
+from mmu_core.models.building import serialised
 
 MAX_T = 500  # of the 1000 training timesteps
 
@@ -39,6 +42,7 @@ class LatentDiscriminator(nn.Module):
         return self.net(latents).squeeze(-1)
 
 
+@serialised
 def new_discriminator(painter, seed: int) -> LatentDiscriminator:
     torch.manual_seed(seed)
     unet = painter.pipe.unet

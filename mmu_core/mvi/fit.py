@@ -47,7 +47,8 @@ def fit(captioner, painter, pairs: list[Pair], config: MVIConfig = MVIConfig(),
 
     # through accelerate like every training loop (training/distributed.py): each process
     # takes its share of the batch the shared generator drew
-    stepper = Stepper(parts, loss_fn, opt, clip=1.0)
+    # each part clipped on its own: the discriminator's gradient must not shrink MVI's step
+    stepper = Stepper(parts, loss_fn, opt, clip=1.0, clip_each=True)
     noise = noise_generator(gen, stepper.acc, config.seed)
     bar = tqdm(range(config.steps), desc="MVI (ELBO)", disable=not stepper.acc.is_main_process,
                mininterval=0.1 if sys.stderr.isatty() else 5.0)

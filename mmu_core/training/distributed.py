@@ -124,10 +124,14 @@ class Stepper:
     equal shards); a call returns the whole batch's losses as floats."""
 
     def __init__(self, parts: dict[str, nn.Module], loss_fn, opt, sched=None,
-                 clip: float | None = None, mixed_precision: str = "no", grad_accum: int = 1):
+                 clip: float | None = None, mixed_precision: str = "no", grad_accum: int = 1,
+                 clip_each: bool = False):
+        """`clip_each`: clip each part's gradient norm on its own (parts trained against
+        each other, e.g. a discriminator, must not shrink each other's steps)."""
         first = next(iter(parts.values()))
         self.acc = accelerator_for(first, mixed_precision)
-        self.params = [q for m in parts.values() for q in m.parameters() if q.requires_grad]
+        groups = [[q for q in m.parameters() if q.requires_grad] for m in parts.values()]
+        self.clip_groups = groups if clip_each else [[q for g in groups for q in g]]
         self.module, self.opt = self.acc.prepare(LossStep(parts, loss_fn), opt)
         self.sched, self.clip, self.grad_accum, self.pending = sched, clip, grad_accum, 0
 
@@ -144,7 +148,8 @@ class Stepper:
             acc.backward(sum(losses.values()) / self.grad_accum)
         if step:
             if self.clip is not None:
-                acc.clip_grad_norm_(self.params, self.clip)
+                for group in self.clip_groups:
+                    acc.clip_grad_norm_(group, self.clip)
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
             if self.sched is not None:

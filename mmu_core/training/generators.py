@@ -180,4 +180,5 @@ def train_variant(name: str, data, out, seed: int = 0, captioner_epochs: int = 6
                                             "unet_epochs": unet_epochs,
                                             **(extra_provenance or {})})
         (folder / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    accelerator().wait_for_everyone()  # no process reads the folder before it is written
     return folder
