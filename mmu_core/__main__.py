@@ -91,7 +91,7 @@ def _cmd_train_generators(a) -> None:
         from mmu_core.training.generators import train_variant
 
         train_variant(a.variant, a.data, out, a.seed, a.captioner_epochs, a.vae_epochs,
-                      a.unet_epochs, extra_provenance={"command": "train-generators"})
+                      a.unet_epochs, provenance=provenance(vars(a)))
         return
     pairs = pretrain_pairs(a.data)  # generic corpus only: never task data or forget sets
     texts = [p.text for p in pairs]

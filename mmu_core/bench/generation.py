@@ -73,11 +73,12 @@ def ensure_generator(kind: str, variant: str, data, log=print) -> str:
     ~/.cache/mmu/generators`."""
     folder = generator_dir(kind, variant)
     if variant != "embedded" and not (Path(folder) / "train_summary.json").is_file():
+        from mmu_core.metrics.provenance import provenance
         from mmu_core.training.generators import train_variant
 
         log(f"training the {kind} variant {variant!r} into {folder} (once)")
-        train_variant(variant, data, Path(folder).parent,
-                      extra_provenance={"command": "bench generation"})
+        train_variant(variant, data, Path(folder).parent, provenance=provenance(
+            {"command": "bench generation", "variant": variant, "data": str(data)}))
     return folder
 
 

@@ -149,11 +149,12 @@ def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: 
 
 
 def train_variant(name: str, data, out, seed: int = 0, captioner_epochs: int = 6,
-                  vae_epochs: int = 4, unet_epochs: int = 30, extra_provenance=None) -> Path:
+                  vae_epochs: int = 4, unet_epochs: int = 30, provenance: dict | None = None
+                  ) -> Path:
     """Another generator of the same class for the paper's Table 8 (`VARIANTS`: "t5", "v2"),
     trained by the recipe of the shipped one on the same generic corpus, saved (main
-    process) to out/<kind>-<name> with its train_summary.json. Returns that folder."""
-    from mmu_core.metrics.provenance import provenance
+    process) to out/<kind>-<name> with its train_summary.json (holding `provenance`, which
+    the caller makes: metrics is not a layer training may import). Returns that folder."""
     from mmu_core.models.embedded_generators import VARIANTS, new_captioner, new_painter
     from mmu_core.models.generators import save_captioner, save_painter
     from mmu_core.training.distributed import accelerator
@@ -174,11 +175,7 @@ def train_variant(name: str, data, out, seed: int = 0, captioner_epochs: int = 6
     folder = Path(out) / f"{kind}-{name}"
     if accelerator().is_main_process:
         (save_captioner if kind == "captioner" else save_painter)(gen, folder)
-        summary["provenance"] = provenance({"variant": name, "data": str(data), "seed": seed,
-                                            "captioner_epochs": captioner_epochs,
-                                            "vae_epochs": vae_epochs,
-                                            "unet_epochs": unet_epochs,
-                                            **(extra_provenance or {})})
+        summary["provenance"] = provenance
         (folder / "train_summary.json").write_text(json.dumps(summary, indent=1))
     accelerator().wait_for_everyone()  # no process reads the folder before it is written
     return folder
