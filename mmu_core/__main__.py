@@ -79,40 +79,27 @@ def _cmd_train_generators(a) -> None:
     import json as _json
 
     from mmu_core.metrics.provenance import provenance
-    from mmu_core.models.embedded_generators import new_captioner, new_painter
-    from mmu_core.models.generators import save_captioner, save_painter
-    from mmu_core.training.generators import train_captioner, train_painter
-    from mmu_core.training.recipes import pretrain_pairs
-
+    from mmu_core.models.embedded_generators import CaptionerSize, PainterSize
     from mmu_core.training.distributed import accelerator
+    from mmu_core.training.generators import train_and_save, train_variant
+    from mmu_core.training.recipes import pretrain_pairs
 
     out = Path(a.out)
     if a.variant:  # another generator of the same class (Table 8), into out/<kind>-<name>
-        from mmu_core.training.generators import train_variant
-
         train_variant(a.variant, a.data, out, a.seed, a.captioner_epochs, a.vae_epochs,
                       a.unet_epochs, provenance=provenance(vars(a)))
         return
     pairs = pretrain_pairs(a.data)  # generic corpus only: never task data or forget sets
-    texts = [p.text for p in pairs]
-    main = accelerator().is_main_process  # under several processes only the main one writes
+    epochs = dict(captioner_epochs=a.captioner_epochs, vae_epochs=a.vae_epochs,
+                  unet_epochs=a.unet_epochs)
     if a.which in ("captioner", "both"):
-        cap = new_captioner(texts, seed=a.seed)
-        summary = train_captioner(cap, pairs, epochs=a.captioner_epochs, seed=a.seed)
-    if a.which in ("captioner", "both") and main:
-        save_captioner(cap, out / "blip2-embedded")
-        summary["provenance"] = provenance(vars(a))
-        (out / "blip2-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
+        train_and_save("captioner", CaptionerSize(), pairs, out / "blip2-embedded", a.seed,
+                       provenance=provenance(vars(a)), **epochs)
     if a.which in ("painter", "both"):
-        painter = new_painter(texts, seed=a.seed)
-        summary = train_painter(painter, pairs, vae_epochs=a.vae_epochs,
-                                unet_epochs=a.unet_epochs, seed=a.seed)
-    if a.which in ("painter", "both") and main:
-        save_painter(painter, out / "sd-embedded")
-        summary["provenance"] = provenance(vars(a))
-        (out / "sd-embedded" / "train_summary.json").write_text(_json.dumps(summary, indent=1))
-    if a.which in ("classifier", "both") and main:  # a small sklearn-style fit: one process
-        from mmu_core.models.image_classifier import train_classifier
+        train_and_save("painter", PainterSize(), pairs, out / "sd-embedded", a.seed,
+                       provenance=provenance(vars(a)), **epochs)
+    if a.which in ("classifier", "both") and accelerator().is_main_process:
+        from mmu_core.models.image_classifier import train_classifier  # one process
 
         clf, summary = train_classifier(pairs, seed=a.seed)
         clf.save_pretrained(out / "image-classifier")

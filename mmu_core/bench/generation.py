@@ -17,7 +17,7 @@ generator pairs are what `train-generators` makes. Cells are resumable
 from __future__ import annotations
 
 import json
-import statistics
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,16 +92,11 @@ def rows_of(table: int) -> dict:
 
 
 def _quality(clf, pairs, items) -> dict:
-    """As Table 3 measures it (bench/mvi.py): IS over every R_1, Self-BLEU-4 over one R_2
-    per distinct forgetting image (swap texts depend on the image only)."""
-    from mmu_core.metrics.generator_quality import self_bleu
-    from mmu_core.models.image_classifier import inception_style_score
+    """As Table 3 measures it (`anchor_quality`)."""
+    from mmu_core.metrics.generator_quality import anchor_quality
 
-    first = {p.image: a for p, a in zip(pairs, items)}
-    return {"image_IS": round(inception_style_score(clf, [im for a in items
-                                                          for im in a.images]), 3),
-            "text_self_bleu4": round(self_bleu([t for a in first.values()
-                                                for t in a.texts]), 2)}
+    q = anchor_quality(clf, pairs, items)
+    return {"image_IS": round(q["IS"], 3), "text_self_bleu4": round(q["self_bleu4"], 2)}
 
 
 def run_table(table: int, out: str | Path, seeds=SEEDS, methods=METHODS, data=None,
@@ -167,15 +162,16 @@ def run_table(table: int, out: str | Path, seeds=SEEDS, methods=METHODS, data=No
 
 
 def _slug(row: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in row.lower()).strip("-").replace(
-        "--", "-").replace("--", "-")
+    return re.sub(r"[^a-z0-9]+", "-", row.lower()).strip("-")
 
 
 def _stat(values: list) -> str:
+    from mmu_core.bench.unlearning import _mean, _std
+
     if not values:
         return "-"
-    m = statistics.mean(values)
-    return f"{m:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{m:.2f}"
+    return f"{_mean(values):.2f} ± {_std(values):.2f}" if len(values) > 1 else \
+        f"{_mean(values):.2f}"
 
 
 def write_tables(table: int, out: str | Path, seeds=SEEDS, methods=METHODS) -> dict:

@@ -51,7 +51,7 @@ def mvi_benchmark(data=None, forget_size: int = 5, seed: int = 0,
     from mmu_core.data.generate import default_world
     from mmu_core.data.loaders import open_image
     from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
-    from mmu_core.metrics.generator_quality import self_bleu
+    from mmu_core.metrics.generator_quality import anchor_quality, self_bleu
     from mmu_core.metrics.provenance import provenance
     from mmu_core.models.generators import load_captioner, load_image_classifier, load_painter
     from mmu_core.models.image_classifier import inception_style_score
@@ -98,14 +98,10 @@ def mvi_benchmark(data=None, forget_size: int = 5, seed: int = 0,
             for strategy in STRATEGIES:
                 got = anchors(model_s, captioner, painter, pairs, strategy=strategy,
                               seed=seed, pool=s.train)
-                # one R_2 per distinct forgetting image: swap texts depend on the image only
-                first = {p.image: a for p, a in zip(pairs, got)}
-                r2 = [t for a in first.values() for t in a.texts]
+                q = anchor_quality(clf, pairs, got)
                 rows[strategy] = {
-                    "IS": round(inception_style_score(clf, [im for a in got
-                                                            for im in a.images]), 3),
-                    "self_bleu4": round(self_bleu(r2), 2),
-                    "name_in_R2": _names_in(r2),
+                    "IS": round(q["IS"], 3), "self_bleu4": round(q["self_bleu4"], 2),
+                    "name_in_R2": _names_in(q["R_2"]),
                     "R1_background": _background_agreement(clf, got)}
             quality[f"{scenario}-{len(pairs)}"] = rows
         result["quality_table3"] = quality

@@ -70,3 +70,16 @@ def self_bleu(texts: list[str], n: int = 4) -> float:
     scores = [sentence_bleu(tokens[:i] + tokens[i + 1:], hyp, weights=weights,
                             smoothing_function=smooth) for i, hyp in enumerate(tokens)]
     return 100 * float(np.mean(scores))
+
+
+def anchor_quality(clf, pairs: list[Pair], items) -> dict:
+    """The generation columns of Tables 3, 7 and 8 for the anchors of a forget set
+    (`items`, aligned with `pairs`): the IS-style score of every R_1 (`clf`, the project's
+    classifier) and Self-BLEU-4 of one R_2 set per distinct forgetting image (swap texts
+    depend on the image only), with those R_2 texts."""
+    from mmu_core.models.image_classifier import inception_style_score
+
+    first = {p.image: a for p, a in zip(pairs, items)}
+    r2 = [t for a in first.values() for t in a.texts]
+    return {"IS": inception_style_score(clf, [im for a in items for im in a.images]),
+            "self_bleu4": self_bleu(r2), "R_2": r2}

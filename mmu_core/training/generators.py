@@ -148,34 +148,48 @@ def train_painter(painter, pairs: list[Pair], vae_epochs: int = 4, unet_epochs: 
     return out
 
 
-def train_variant(name: str, data, out, seed: int = 0, captioner_epochs: int = 6,
-                  vae_epochs: int = 4, unet_epochs: int = 30, provenance: dict | None = None
-                  ) -> Path:
-    """Another generator of the same class for the paper's Table 8 (`VARIANTS`: "t5", "v2"),
-    trained by the recipe of the shipped one on the same generic corpus, saved (main
-    process) to out/<kind>-<name> with its train_summary.json (holding `provenance`, which
-    the caller makes: metrics is not a layer training may import). Returns that folder."""
-    from mmu_core.models.embedded_generators import VARIANTS, new_captioner, new_painter
+def train_and_save(kind: str, size, pairs: list[Pair], folder, seed: int = 0,
+                   captioner_epochs: int = 6, vae_epochs: int = 4, unet_epochs: int = 30,
+                   provenance: dict | None = None) -> Path:
+    """Build a generator of `kind` ("captioner" or "painter") at `size`
+    (`CaptionerSize` / `PainterSize`), train it by its recipe on `pairs` and save it (main
+    process) to `folder` with its train_summary.json (holding `provenance`, which the
+    caller makes: metrics is not a layer training may import). Returns the folder."""
+    from mmu_core.models.embedded_generators import new_captioner, new_painter
     from mmu_core.models.generators import save_captioner, save_painter
     from mmu_core.training.distributed import accelerator
-    from mmu_core.training.recipes import pretrain_pairs
 
-    if name not in VARIANTS:
-        raise ValueError(f"unknown generator variant {name!r}; choose from {sorted(VARIANTS)}")
-    kind, size = VARIANTS[name]
-    pairs = pretrain_pairs(data)  # generic corpus only: never task data or forget sets
     texts = [p.text for p in pairs]
     if kind == "captioner":
         gen = new_captioner(texts, size, seed=seed)
         summary = train_captioner(gen, pairs, epochs=captioner_epochs, seed=seed)
-    else:
+    elif kind == "painter":
         gen = new_painter(texts, size, seed=seed)
         summary = train_painter(gen, pairs, vae_epochs=vae_epochs, unet_epochs=unet_epochs,
                                 seed=seed)
-    folder = Path(out) / f"{kind}-{name}"
-    if accelerator().is_main_process:
+    else:
+        raise ValueError(f"unknown generator kind {kind!r}: 'captioner' or 'painter'")
+    folder = Path(folder)
+    if accelerator().is_main_process:  # under several processes only the main one writes
         (save_captioner if kind == "captioner" else save_painter)(gen, folder)
         summary["provenance"] = provenance
         (folder / "train_summary.json").write_text(json.dumps(summary, indent=1))
     accelerator().wait_for_everyone()  # no process reads the folder before it is written
     return folder
+
+
+def train_variant(name: str, data, out, seed: int = 0, captioner_epochs: int = 6,
+                  vae_epochs: int = 4, unet_epochs: int = 30, provenance: dict | None = None
+                  ) -> Path:
+    """Another generator of the same class for the paper's Table 8 (`VARIANTS`: "t5", "v2"),
+    trained by the recipe of the shipped one on the same generic corpus, into
+    out/<kind>-<name> (`train_and_save`)."""
+    from mmu_core.models.embedded_generators import VARIANTS
+    from mmu_core.training.recipes import pretrain_pairs
+
+    if name not in VARIANTS:
+        raise ValueError(f"unknown generator variant {name!r}; choose from {sorted(VARIANTS)}")
+    kind, size = VARIANTS[name]
+    # generic corpus only: never task data or forget sets
+    return train_and_save(kind, size, pretrain_pairs(data), Path(out) / f"{kind}-{name}", seed,
+                          captioner_epochs, vae_epochs, unet_epochs, provenance)
