@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,32 @@ def test_validation_forget_sets_avoid_every_reported_set(world):
                 seen |= units
     assert len(list((world / "Df" / "mllmu" / "5").glob("image-*.txt"))) == 5  # 5 seeds
 
+
+
+def test_confirm_lists_and_calibration_pool_stand_apart(tiny_world):
+    """Version 4's additions: confirm lists share no person or work with any reported or
+    choose list, and the calibration pool is in no split (no shared face, name or work)."""
+    from mmu_core.data.generate import is_addition
+    from mmu_core.data.scenarios import validation_sets
+
+    for name, df in (("privacy", "mllmu"), ("copyright", "flickr30k")):
+        sc = load_scenario(tiny_world, name)
+        group = {p.pair_id: p.group for p in sc.train}
+        confirm = validation_sets(tiny_world, name, "confirm")
+        assert confirm and all(confirm.values())
+        others = [p for p in (tiny_world / "Df" / df).glob("*/*.txt")
+                  if not p.name.startswith("confirm-")]
+        taken = {group[i] for p in others for i in read_id_list(p)}
+        for lists in confirm.values():
+            for path in lists:
+                assert not {group[i] for i in read_id_list(path)} & taken, path
+        assert sc.calib
+        known = {p.image for p in sc.train + sc.test + sc.unseen + sc.val}
+        assert not {p.image for p in sc.calib} & known
+        assert not {p.text for p in sc.calib} & {p.text for p in sc.train + sc.unseen}
+    people = load_mllmu(tiny_world / "mllmu", "train") + load_mllmu(tiny_world / "mllmu", "test")
+    calib_names = {p.text.split(" ")[0] + " " + p.text.split(" ")[1]
+                   for p in load_scenario(tiny_world, "privacy").calib}
+    assert not calib_names & {" ".join(p.biography.split(" ")[:2]) for p in people}
+    assert is_addition(Path("calibration/profiles_calib.json"))
+    assert not is_addition(Path("Df/mllmu/5/val-0.txt"))

@@ -11,10 +11,19 @@ Layout under OUT (every path is what a real download would hold, except world.js
   mllmu/{train,test}.parquet                    MLLMU-Bench-style profiles
   mllmu/profiles_{train,test}.json, mllmu/mllmu-images/   Flickr30k-style retrieval view
   Df/<dataset>/<size>/image-<seed>.txt          reported forget sets: ids, one per line
-  Df/<dataset>/<size>/val-<k>.txt               validation forget sets (settings are tuned
-                                                on these only; disjoint from every reported
-                                                set; see docs/benchmark.md)
-  world.json                                    seed, sizes, and a fingerprint of all files
+  Df/<dataset>/<size>/val-<k>.txt               validation forget sets, the *choose* half
+                                                (settings are tuned on these only; disjoint
+                                                from every reported set; docs/benchmark.md)
+  Df/<dataset>/<size>/confirm-<k>.txt           validation forget sets, the *confirm* half
+                                                (a choice is checked on these, never made)
+  calibration/                                  never-trained people and works, apart from
+                                                every other split: what "never seen" looks
+                                                like (profiles_calib.json, flickr30k_calib.json)
+  world.json                                    seed, sizes, and fingerprints
+
+Version 4 added the confirm lists and calibration/ only: every file of version 3 is
+byte-identical, and `fingerprint` covers exactly those files (the shipped models' check),
+`fingerprint_additions` the rest.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from mmu_core.data.render import draw_portrait, draw_scene
 from mmu_core.data.world import (Person, appearance_caption, make_people, make_scenes, random_face,
                                  random_photo, sign_scenes, work_views)
 
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,13 @@ class WorldSize:
     # people is disjoint from the reported ones; it takes the next size's settings)
     privacy_val: tuple[tuple[int, int], ...] = ((5, 2), (50, 2))
     copyright_val: tuple[tuple[int, int], ...] = ((35, 2), (170, 1))
+    # the confirm half (version 4): more validation sets per size, drawn after the choose
+    # half from what is still free, so a choice made on val-<k> is checked on others
+    privacy_confirm: tuple[tuple[int, int], ...] = ((5, 6), (50, 2))
+    copyright_confirm: tuple[tuple[int, int], ...] = ((35, 2), (170, 1))
+    # the calibration pool (version 4): never-trained people (5 pairs each) and works
+    calib_people: int = 50
+    calib_works: int = 50
 
 
 SIZES = {
@@ -68,7 +84,8 @@ SIZES = {
                       scenes_val=8, scenes_test=20, people_train=12, people_test=8,
                       works_train=8, privacy_forget=(5, 10), copyright_forget=(5, 10),
                       forget_seeds=(0,), small_privacy_seeds=(), privacy_val=((5, 1),),
-                      copyright_val=((5, 1),)),
+                      copyright_val=((5, 1),), privacy_confirm=((5, 1),),
+                      copyright_confirm=((5, 1),), calib_people=4, calib_works=4),
 }
 
 
@@ -92,8 +109,9 @@ def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dic
     out.mkdir(parents=True, exist_ok=True)
     # One stream per part; a part added later takes a new stream, so the others' draws
     # (and files) stay the same (spawned children depend only on their index).
-    streams = np.random.SeedSequence(seed).spawn(7)
-    r_pre, r_scn, r_ppl, r_ve, r_mcq, r_df, r_art = (np.random.default_rng(s) for s in streams)
+    streams = np.random.SeedSequence(seed).spawn(8)
+    r_pre, r_scn, r_ppl, r_ve, r_mcq, r_df, r_art, r_cal = (
+        np.random.default_rng(s) for s in streams)
 
     # Generic pretraining corpus: name-free portraits and scenes, never task images.
     pre_dir = out / "pretrain" / "images"
@@ -146,15 +164,17 @@ def generate_world(out: str | Path, seed: int = 0, size: str = "default") -> dic
         _write_profiles(ml, split, persons, r_mcq)
 
     _write_forget_sets(out, ws, seed, groups["train"], [views[w.id] for w in works])
+    _write_calibration(out / "calibration", ws, r_cal, people, signed)
 
     manifest = {"world_version": WORLD_VERSION, "seed": seed, "size": size,
-                "sizes": asdict(ws), "fingerprint": fingerprint(out)}
+                "sizes": asdict(ws), "fingerprint": fingerprint(out),
+                "fingerprint_additions": fingerprint(out, additions=True)}
     _write_json(out / "world.json", manifest)
     return manifest
 
 
 def _write_scene_split(folder: Path, stem: str, images: str, splits: dict,
-                       group: dict | None = None) -> None:
+                       group: dict | None = None, splits_out=("val", "test")) -> None:
     """Scenes as Karpathy/ALBEF json (train: one entry per caption with its `image_id`,
     the scene's or, for a work's views, the work's; val/test: caption lists) + images."""
     (folder / images).mkdir(parents=True, exist_ok=True)
@@ -163,10 +183,12 @@ def _write_scene_split(folder: Path, stem: str, images: str, splits: dict,
             (folder / images / f"{sc.id}.png").write_bytes(
                 _png(draw_scene(sc.background, sc.groups, sc.jitter, sc.signature)))
     group = group or {}
-    _write_json(folder / f"{stem}_train.json", [
-        {"image": f"{images}/{sc.id}.png", "caption": c, "image_id": group.get(sc.id, sc.id)}
-        for sc in splits["train"] for c in sc.captions()])
-    for split in ("val", "test"):
+    if splits["train"]:
+        _write_json(folder / f"{stem}_train.json", [
+            {"image": f"{images}/{sc.id}.png", "caption": c,
+             "image_id": group.get(sc.id, sc.id)}
+            for sc in splits["train"] for c in sc.captions()])
+    for split in splits_out:
         _write_json(folder / f"{stem}_{split}.json", [
             {"image": f"{images}/{sc.id}.png", "caption": sc.captions()}
             for sc in splits[split]])
@@ -216,7 +238,51 @@ def _write_forget_sets(out: Path, ws: WorldSize, seed: int, people: list[Person]
             free_works = [i for i in free_works if i not in set(chosen.tolist())]
             _write_works(out / "Df" / "flickr30k" / str(n_img) / f"val-{k}.txt", works,
                          chosen)
+    # the confirm half: its own stream, from what the choose half left free (version 4)
+    rng = np.random.default_rng([seed, 1001])
+    for n_pairs, count in ws.privacy_confirm:
+        for k in range(count):
+            chosen = _draw_free(rng, free_people, _people_for(n_pairs, people), n_pairs)
+            _write_people(out / "Df" / "mllmu" / str(n_pairs) / f"confirm-{k}.txt", people,
+                          chosen)
+    for n_img, count in ws.copyright_confirm:
+        for k in range(count):
+            chosen = _draw_free(rng, free_works, _works_for(n_img, ws), n_img)
+            _write_works(out / "Df" / "flickr30k" / str(n_img) / f"confirm-{k}.txt", works,
+                         chosen)
 
+
+def _draw_free(rng, free: list[int], n: int, size: int) -> list[int]:
+    """Draw `n` of `free` without replacement and remove them from it (in place)."""
+    if n > len(free):
+        raise ValueError(f"no room for a validation set of {size}: {len(free)} left")
+    chosen = rng.choice(free, size=n, replace=False).tolist()
+    free[:] = [i for i in free if i not in set(chosen)]
+    return chosen
+
+
+def _write_calibration(folder: Path, ws: WorldSize, rng, people: list[Person],
+                       signed: list) -> None:
+    """The calibration pool (version 4): people who share no face and no name with any
+    other person of the world, and works that are none of the scenes, each in the format
+    of its scenario's unseen pairs. Apart from D_test, the validation split and the
+    membership attack's non-members, so a method may read it without touching those."""
+    from mmu_core.data.world import make_scenes, sign_scenes
+
+    persons = make_people(rng, ws.calib_people, avoid=people, prefix="Q")
+    (folder / "mllmu-images").mkdir(parents=True, exist_ok=True)
+    view = []
+    for p in persons:
+        for k, (ph, s) in enumerate(zip(p.photos, p.biography_sentences())):
+            (folder / "mllmu-images" / f"{p.id}_{k}.png").write_bytes(_png(draw_portrait(ph)))
+            view.append({"image": f"mllmu-images/{p.id}_{k}.png", "caption": s,
+                         "image_id": p.id})
+    _write_json(folder / "profiles_calib.json", view)
+    taken = {(sc.background, sc.groups) for sc in signed}
+    works = [w for w in sign_scenes(rng, make_scenes(rng, 2 * ws.calib_works, "K"))
+             if (w.background, w.groups) not in taken][:ws.calib_works]
+    _write_scene_split(folder, "flickr30k", "flickr30k-images",
+                       {"train": [], "calib": works}, splits_out=("calib",))
 
 def _works_for(n_images: int, ws: WorldSize) -> int:
     if n_images % ws.views_per_work:
@@ -297,14 +363,22 @@ def _write_profiles(ml: Path, split: str, persons: list[Person], rng) -> None:
     _write_json(ml / f"profiles_{split}.json", view)
 
 
-def fingerprint(root: str | Path) -> str:
+def is_addition(rel: Path) -> bool:
+    """Files version 4 added (confirm lists, calibration pool) beside version 3's."""
+    return rel.parts[0] == "calibration" or (rel.parts[0] == "Df"
+                                             and rel.name.startswith("confirm-"))
+
+
+def fingerprint(root: str | Path, additions: bool = False) -> str:
     """sha256 over the world's content: every json/txt file's bytes and every image's
     decoded pixels, by relative path. Encoded bytes (PNG compression, parquet metadata)
     vary with library versions, the content must not. The parquet files are checked
-    against the retrieval view by the tests instead."""
+    against the retrieval view by the tests instead. Covers version 3's files, or with
+    `additions` those version 4 added (so the shipped models' fingerprint still holds)."""
     root = Path(root)
     h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "world.json"):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "world.json"
+                       and is_addition(p.relative_to(root)) == additions):
         if path.suffix in (".json", ".txt"):
             data = path.read_bytes()
         elif path.suffix == ".png":

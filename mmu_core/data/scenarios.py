@@ -31,6 +31,9 @@ class Scenario:
     mcq_train: list[MCQ] = field(default_factory=list)
     mcq_test: list[MCQ] = field(default_factory=list)
     val: list[Pair] = field(default_factory=list)  # validation split: tuning's D_test
+    # never-trained pairs apart from every split above (world version 4): what "never
+    # seen" looks like, which a method may read (docs/benchmark.md)
+    calib: list[Pair] = field(default_factory=list)
 
     @property
     def qa_train(self) -> list[Pair]:
@@ -89,7 +92,7 @@ def load_scenario(root: str | Path, name: str) -> Scenario:
             name, train=profile_pairs(train_profiles), test=_scene_pairs(root, "test"),
             unseen=profile_pairs(test_profiles), normal=_scene_pairs(root, "train"),
             mcq_train=profile_mcqs(train_profiles), mcq_test=profile_mcqs(test_profiles),
-            val=_scene_pairs(root, "val"))
+            val=_scene_pairs(root, "val"), calib=_calibration(root, "profiles_calib.json"))
     flickr_train = load_karpathy(root / "flickr30k" / "flickr30k_train.json")
     flickr_test = load_karpathy(root / "flickr30k" / "flickr30k_test.json")
     flickr_val = load_karpathy(root / "flickr30k" / "flickr30k_val.json")
@@ -97,7 +100,14 @@ def load_scenario(root: str | Path, name: str) -> Scenario:
     return Scenario(
         name, train=flickr_train, test=flickr_test, unseen=flickr_test,
         ve_train=load_snli_ve(root / "snli_ve" / "ve_train.json", images),
-        ve_test=load_snli_ve(root / "snli_ve" / "ve_test.json", images), val=flickr_val)
+        ve_test=load_snli_ve(root / "snli_ve" / "ve_test.json", images), val=flickr_val,
+        calib=_calibration(root, "flickr30k_calib.json"))
+
+
+def _calibration(root: Path, name: str) -> list:
+    """The calibration pool's pairs (a world of version 4 or later; else none)."""
+    path = root / "calibration" / name
+    return load_karpathy(path) if path.is_file() else []
 
 
 def _scene_pairs(root: Path, split: str) -> list:
@@ -115,10 +125,13 @@ def forget_list_path(root: str | Path, name: str, size: int, seed: int | str) ->
     return Path(root) / "Df" / DATASETS[name] / str(size) / f"{stem}.txt"
 
 
-def validation_sets(root: str | Path, name: str) -> dict[int, list[Path]]:
-    """The validation forget lists of a scenario by size (sizes not tuned have none)."""
+def validation_sets(root: str | Path, name: str, half: str = "choose") -> dict[int, list[Path]]:
+    """The validation forget lists of a scenario by size (sizes not tuned have none): the
+    *choose* half (`val-<k>`, settings are chosen on these) or the *confirm* half
+    (`confirm-<k>`, a choice is checked on these)."""
+    pattern = {"choose": "val-*.txt", "confirm": "confirm-*.txt"}[half]
     out = {}
-    for path in sorted((Path(root) / "Df" / DATASETS[name]).glob("*/val-*.txt")):
+    for path in sorted((Path(root) / "Df" / DATASETS[name]).glob(f"*/{pattern}")):
         out.setdefault(int(path.parent.name), []).append(path)
     return dict(sorted(out.items()))
 

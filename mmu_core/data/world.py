@@ -107,22 +107,28 @@ def random_photo(rng: np.random.Generator, face: Face) -> Photo:
                  dx=int(rng.integers(-5, 6)), dy=int(rng.integers(-3, 4)))
 
 
-def make_people(rng: np.random.Generator, n: int) -> list[Person]:
-    """People with distinct faces and distinct first/last name combinations."""
+def make_people(rng: np.random.Generator, n: int, avoid: list[Person] = (),
+                prefix: str = "P") -> list[Person]:
+    """People with distinct faces and distinct first/last name combinations, none sharing
+    a face or a name with `avoid` (people made before: a later pool must not look like
+    them). With nothing to avoid, the draws are those of world versions 1-3."""
     all_faces = [Face(s, h, st, a) for s in V.SKIN_TONES for h in V.HAIR_COLOURS
                  for st in V.HAIR_STYLES for a in V.ACCESSORIES]
     # A bald person's hair colour is invisible: keep one bald face per skin/accessory.
     all_faces = [f for f in all_faces if f.hair_style != "bald" or f.hair_colour == "black"]
+    taken_faces, taken_names = {p.face for p in avoid}, {(p.first, p.last) for p in avoid}
+    all_faces = [f for f in all_faces if f not in taken_faces]
     if n > len(all_faces):
         raise ValueError(f"at most {len(all_faces)} distinct faces, asked for {n} people")
     faces = [all_faces[i] for i in rng.permutation(len(all_faces))[:n]]
-    names = [(first, last) for first in V.FIRST_NAMES for last in V.LAST_NAMES]
+    names = [(first, last) for first in V.FIRST_NAMES for last in V.LAST_NAMES
+             if (first, last) not in taken_names]
     chosen = rng.permutation(len(names))[:n]
     people = []
     for k, (face, ni) in enumerate(zip(faces, chosen)):
         first, last = names[ni]
         p = Person(
-            id=f"P{k:04d}", first=first, last=last, face=face,
+            id=f"{prefix}{k:04d}", first=first, last=last, face=face,
             job=str(rng.choice(V.JOBS)), city=str(rng.choice(V.CITIES)),
             hobby=str(rng.choice(V.HOBBIES)), pet=str(rng.choice(V.PETS)),
             month=str(rng.choice(V.MONTHS)), subject=str(rng.choice(V.SUBJECTS)),
