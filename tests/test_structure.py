@@ -50,12 +50,25 @@ def _subpackage_of(module: str) -> str | None:
     return parts[1] if parts[1] in SUBPACKAGES else None
 
 
+# the command line: a shell over the engine, as the app is (it may import every subpackage,
+# none imports it)
+SHELLS = ("cli", "__main__.py")
+
+
 def test_top_level_holds_at_most_eight_entries():
     entries = [p.name for p in PKG.iterdir()
-               if p.name not in ("__init__.py", "__main__.py", "__pycache__")]
+               if p.name not in ("__init__.py", "__pycache__", *SHELLS)]
     assert len(entries) <= 8, entries
     assert all((PKG / e / "__init__.py").is_file() for e in entries), \
         "the top level holds subpackages only"
+
+
+def test_nothing_in_the_engine_imports_the_command_line():
+    engine = [p for p in PKG.rglob("*.py") if p.relative_to(PKG).parts[0] not in SHELLS]
+    for path in engine:
+        used = {m for m in _imports(path) if m.split(".")[:2] in (["mmu_core", "cli"],
+                                                                 ["mmu_core", "__main__"])}
+        assert not used, f"{path.relative_to(ROOT)} imports the command line: {sorted(used)}"
 
 
 @pytest.mark.parametrize("sub", SUBPACKAGES)
@@ -126,3 +139,18 @@ def test_assets_stay_under_budget():
 def test_requirements_pin_cpu_torch_and_avoid_torchvision():
     req = (ROOT / "requirements.txt").read_text().lower()
     assert "torch==2.13.0" in req and "torchvision" not in req
+
+
+def test_the_slow_tier_names_tests_that_exist():
+    """tests/conftest.py marks tests slow by file and name: a renamed test would silently
+    join the quick tier."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from conftest import SLOW
+    finally:
+        sys.path.pop(0)
+    for file, names in SLOW.items():
+        tree = ast.parse((ROOT / "tests" / file).read_text())
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        missing = set(names) - defined - {"*"}
+        assert not missing, f"tests/conftest.py SLOW names {file}: {sorted(missing)}, not there"

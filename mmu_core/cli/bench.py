@@ -1,0 +1,288 @@
+"""`bench <name>`: the benchmarks, one sub-command each (mmu_core/bench/ holds the work).
+
+A sub-command is an `add_*(sub)` function, registered with `@bench_command`, that adds its
+parser (options, help) and names its handler with `set_defaults(func=...)`; the handler
+sits right below it. `bench --help` lists them in registration order. A sub-command kept in
+another module registers the same way; that module must be imported before
+`build_parser` runs (`mmu_core/__main__.py` imports the command modules).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+BENCH_COMMANDS: list[Callable] = []  # the add_* functions, in `bench --help` order
+
+
+def bench_command(add: Callable) -> Callable:
+    """Register `add(sub)`, which adds one `bench` sub-command to the sub-parsers `sub`."""
+    BENCH_COMMANDS.append(add)
+    return add
+
+
+def add_bench(sub) -> None:
+    """`bench` and every registered sub-command under it."""
+    p = sub.add_parser("bench", help="benchmarks (measured times and quality, as JSON)")
+    bench = p.add_subparsers(dest="bench_cmd", required=True)
+    for add in BENCH_COMMANDS:
+        add(bench)
+
+
+def write_json(result: dict, out) -> None:
+    """A benchmark's result as JSON at `out` (a path, or None for nowhere)."""
+    text = json.dumps(result, indent=1)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+
+
+@bench_command
+def add_tune(sub) -> None:
+    """`bench tune`: the tuning protocol (docs/benchmark.md)."""
+    p = sub.add_parser("tune", help="the tuning protocol: every method's grid on the "
+                       "validation forget sets; writes settings.json (resumable)")
+    p.add_argument("--out", default="docs/results/bench/tuning")
+    p.add_argument("--data", default=None)
+    p.add_argument("--scenario", action="append", choices=["privacy", "copyright"],
+                   help="default: both")
+    p.add_argument("--method", action="append", help="default: every tuned method")
+    p.add_argument("--tables-only", action="store_true",
+                   help="compute nothing: tabulate the cells there are")
+    p.set_defaults(func=run_tune)
+
+
+def run_tune(a) -> None:
+    from mmu_core.bench.tuning import tune
+
+    result = tune(a.out, data=a.data, scenarios=tuple(a.scenario or ("privacy", "copyright")),
+                  methods=a.method, tables_only=a.tables_only)
+    print(json.dumps(result["settings"], indent=1))
+
+
+@bench_command
+def add_mvi(sub) -> None:
+    """`bench mvi`: MVI's fit, anchors, probe and quality, timed."""
+    p = sub.add_parser("mvi", help="MVI fit + anchors for a few forgetting pairs; probe "
+                       "and generation quality")
+    p.add_argument("--data", default=None)
+    p.add_argument("--pairs", type=int, default=5, choices=[5, 50],
+                   help="privacy forget-set size to time")
+    p.add_argument("--quality-size", type=int, default=50, choices=[0, 5, 50],
+                   help="forget-set size for the Table 3 quality columns (0: skip)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=run_mvi)
+
+
+def run_mvi(a) -> None:
+    from mmu_core.bench.mvi import mvi_benchmark
+
+    result = mvi_benchmark(data=a.data, forget_size=a.pairs, seed=a.seed,
+                           quality_size=a.quality_size)
+    write_json(result, a.out)
+    print(json.dumps(result, indent=1))
+
+
+@bench_command
+def add_unlearning(sub) -> None:
+    """`bench unlearning`: a preset's grid of cells and its tables."""
+    from mmu_core.bench.unlearning import METHODS  # a constant: the module imports lazily
+
+    p = sub.add_parser("unlearning", help="methods x scenarios x forget sizes x seeds: "
+                       "JSON cells (resumable), CSV and Markdown tables")
+    p.add_argument("--preset", default="smoke", choices=["smoke", "paper", "real"])
+    p.add_argument("--data", default=None)
+    p.add_argument("--out", required=True, help="folder: cells/, tables.md, tables.json, "
+                   "cells.csv, summary.json")
+    p.add_argument("--tables-only", action="store_true",
+                   help="compute nothing: tables from the cells already there")
+    p.add_argument("--shard", default=None, metavar="I/N", help="compute only shard I of N "
+                   "(0-based) of the cells; run one per GPU or machine on a shared --out, "
+                   "then --tables-only merges")
+    p.add_argument("--original", action="append", metavar="SCENARIO=MODEL",
+                   help="the model to unlearn from for a scenario (hub id or folder)")
+    p.add_argument("--pretrained", default=None, help="Retrain's start (hub id or folder)")
+    p.add_argument("--captioner", default=None, help="MVI's image-to-text generator")
+    p.add_argument("--painter", default=None, help="MVI's text-to-image generator")
+    p.add_argument("--method", action="append", choices=list(METHODS),
+                   help="only these methods (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="one cell per scenario (seed 0, "
+                   "smallest forget list, 1-epoch Retrain, 50 evaluation pairs): checks "
+                   "that every model loads and every method runs")
+    p.set_defaults(func=run_unlearning)
+
+
+def run_unlearning(a) -> None:
+    from dataclasses import replace
+
+    from mmu_core.bench.unlearning import PRESETS, dry_run, parse_shard, run_preset, with_sources
+
+    original = {}
+    for item in a.original or ():
+        scenario, _, ref = item.partition("=")
+        if scenario not in ("privacy", "copyright") or not ref:
+            raise SystemExit(f"error: --original takes SCENARIO=ID_OR_FOLDER, got {item!r}")
+        original[scenario] = ref
+    preset = with_sources(PRESETS[a.preset], original, pretrained=a.pretrained,
+                          captioner=a.captioner, painter=a.painter)
+    if a.dry_run:
+        from mmu_core.data.generate import default_world
+
+        preset = dry_run(preset, a.data or default_world())
+    if a.method:
+        preset = replace(preset, methods=tuple(a.method))
+    run_preset(a.preset + ("-dry-run" if a.dry_run else ""), a.out, data=a.data,
+               tables_only=a.tables_only, shard=parse_shard(a.shard), preset=preset)
+    print((Path(a.out) / "tables.md").read_text())
+
+
+@bench_command
+def add_app(sub) -> None:
+    """`bench app`: the app's start and requests through its API, timed."""
+    p = sub.add_parser("app", help="the app: start to first interactive page, and forget "
+                       "requests of one pair end to end through its API")
+    p.add_argument("--requests", type=int, default=3)
+    p.add_argument("--method", default="ours")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=run_app)
+
+
+def run_app(a) -> None:
+    from mmu_core.bench.app import app_benchmark
+
+    result = app_benchmark(requests=a.requests, method=a.method)
+    write_json(result, a.out)
+    print(json.dumps(result, indent=1))
+
+
+@bench_command
+def add_audit(sub) -> None:
+    """`bench audit`: one request, then its audit, timed."""
+    p = sub.add_parser("audit", help="one forget request, then the audit (relearning, "
+                       "quantisation, per-pair attacks, CKA), timed")
+    p.add_argument("--method", default="ours")
+    p.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    p.add_argument("--size", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retrain", default=None, help="a Retrain folder for this forget list "
+                   "(else trained here, minutes, not counted)")
+    p.add_argument("--relearn-steps", default="0,5,20")
+    p.add_argument("--data", default=None)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=run_audit)
+
+
+def run_audit(a) -> None:
+    from mmu_core.bench.audit import audit_benchmark
+
+    r = audit_benchmark(method=a.method, scenario=a.scenario, size=a.size, seed=a.seed,
+                        retrain=a.retrain, data=a.data,
+                        relearn_steps=[int(k) for k in a.relearn_steps.split(",")])
+    write_json(r, a.out)
+    print(json.dumps({k: v for k, v in r.items() if k not in ("audit", "provenance")},
+                     indent=1))
+
+
+@bench_command
+def add_sequence(sub) -> None:
+    """`bench sequence`: requests one after another."""
+    p = sub.add_parser("sequence", help="forget requests one after another, timed; with "
+                       "--retrain, deltas to a Retrain on the union after each")
+    p.add_argument("--method", default="ours")
+    p.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
+    p.add_argument("--requests", type=int, default=5)
+    p.add_argument("--size", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retrain", action="store_true")
+    p.add_argument("--methods", default=None, help="several methods (comma-separated, or "
+                   "all) with their tuned settings, each against one Retrain on the union "
+                   "per request; --out is then a folder of resumable cells and tables")
+    p.add_argument("--data", default=None)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=run_sequence)
+
+
+def run_sequence(a) -> None:
+    from mmu_core.bench.audit import SEQUENCE_METHODS, sequence_benchmark, sequence_table
+
+    if a.methods:
+        if not a.out:
+            raise SystemExit("error: --methods needs --out FOLDER (its resumable cells)")
+        methods = SEQUENCE_METHODS if a.methods == "all" else tuple(a.methods.split(","))
+        try:
+            sequence_table(a.out, methods, a.scenario, a.requests, a.size, a.seed, a.data)
+        except ValueError as err:  # an unknown method
+            raise SystemExit(f"error: {err}") from None
+        print((Path(a.out) / "README.md").read_text())
+        return
+    r = sequence_benchmark(method=a.method, scenario=a.scenario, requests=a.requests,
+                           size=a.size, seed=a.seed, retrain=a.retrain, data=a.data)
+    write_json(r, a.out)
+    print(json.dumps({k: v for k, v in r.items() if k != "provenance"}, indent=1))
+
+
+@bench_command
+def add_generation(sub) -> None:
+    """`bench generation`: the paper's Tables 7 and 8."""
+    p = sub.add_parser("generation", help="the paper's Tables 7 (auxiliary generation "
+                       "losses) and 8 (other generator pairs): generation quality and "
+                       "ours' unlearning metrics per MVI setup, privacy forget-50")
+    p.add_argument("--table", type=int, choices=[7, 8], required=True)
+    p.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2)")
+    p.add_argument("--methods", default=None, help="comma-separated (default ours,ours-local)")
+    p.add_argument("--tables-only", action="store_true", help="only rewrite the tables")
+    p.add_argument("--data", default=None)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=run_generation)
+
+
+def run_generation(a) -> None:
+    from mmu_core.bench.generation import METHODS, SEEDS, run_table, write_tables
+
+    seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else SEEDS
+    methods = tuple(a.methods.split(",")) if a.methods else METHODS
+    out = a.out or f"docs/results/bench/generation/table{a.table}"
+    if a.tables_only:
+        write_tables(a.table, out, seeds, methods)
+    else:
+        run_table(a.table, out, seeds, methods, data=a.data)
+    print((Path(out) / "tables.md").read_text())
+
+
+@bench_command
+def add_device(sub) -> None:
+    """`bench device`: every step on one device, with time and peak memory."""
+    p = sub.add_parser("device", help="every method, an MVI fit with anchors, an audit and "
+                       "an app request on one device, with time and peak memory per step")
+    p.add_argument("--device", default="cuda", help="cuda (default), cuda:1, cpu")
+    p.add_argument("--method", action="append", help="only these methods (repeatable)")
+    p.add_argument("--out", default=None)
+    p.add_argument("--real-size", action="store_true", help="instead: seconds and peak "
+                   "memory of one training step of a BLIP-base-sized model (random weights)")
+    p.add_argument("--batch", type=int, default=32, help="--real-size batch (BLIP: 32/GPU)")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    p.set_defaults(func=run_device)
+
+
+def run_device(a) -> None:
+    from mmu_core.bench.device_check import QUICK, device_check, real_size_step
+
+    if a.real_size:
+        try:
+            r = real_size_step(a.device, batch=a.batch, mixed_precision=a.mixed_precision)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
+        write_json(r, a.out)
+        print(json.dumps({k: v for k, v in r.items() if k != "provenance"}, indent=1))
+        return
+    try:
+        r = device_check(a.device, methods=tuple(a.method or QUICK))
+    except ValueError as err:  # no such device here
+        raise SystemExit(f"error: {err}") from None
+    write_json(r, a.out)
+    print(f"{r['name']}: " + ("every step ran" if r["all_ok"] else "FAILED: " + ", ".join(
+        s["step"] for s in r["steps"] if not s["ok"])))
+    if not r["all_ok"]:
+        raise SystemExit(1)
