@@ -1,9 +1,15 @@
 """Forget tab: pick training pairs or upload one, choose a method, run it, and see the
-anchors and the per-pair evidence before and after."""
+anchors and the per-pair evidence before and after.
+
+Read top to bottom: the texts a result is told in (`_status` and its parts), the page's
+controls (`_Controls`) and results (`_Results`), picking the pairs (`_wire_picking`), one
+request end to end (`_run`, no gradio events in it), and the three buttons that make one
+(`_wire_forgetting`); `create_forget_tab` only puts them together."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -103,7 +109,36 @@ def _history(out: forget_request.Outcome) -> str:
             f"cover all of them, against a Retrain that leaves all of them out.")
 
 
-def create_forget_tab(engine: Engine, key: gr.State):
+@dataclass
+class _Controls:
+    """What a visitor sets: the training data, model and method, the pairs (gallery, ids,
+    upload), the settings, and the buttons."""
+
+    scenario: gr.Radio
+    model_id: gr.Dropdown
+    method: gr.Dropdown
+    gallery: gr.Gallery
+    chosen: gr.Dropdown
+    whole: gr.Button
+    upload: gr.File
+    preview: gr.Image
+    text: gr.Textbox
+    seed: gr.Number
+    use_tuned: gr.Checkbox
+    steps: gr.Slider
+    n_anchor: gr.Slider
+    score: gr.Button
+    run: gr.Button
+    more: gr.Button
+    teach: gr.Button  # shown only when an upload must be taught before it can be forgotten
+
+    def request(self, key: gr.State) -> list:
+        """The inputs of one forget request, in `_run`'s order."""
+        return [self.scenario, self.model_id, self.method, self.chosen, self.upload,
+                self.text, self.seed, self.use_tuned, self.steps, self.n_anchor, key]
+
+
+def _build_controls() -> _Controls:
     with gr.Row():
         scenario = gr.Radio(["privacy", "copyright"], value="privacy", label="Training data",
                             info="privacy: fictitious people's profiles; copyright: scenes")
@@ -139,10 +174,31 @@ def create_forget_tab(engine: Engine, key: gr.State):
                                   label="ours: max editing steps (when not tuned)")
                 n_anchor = gr.Slider(1, 4, value=1, step=1, label="ours: N_R1 = N_R2")
             with gr.Row():
-                score_btn = gr.Button("Score the uploaded pair", elem_id="score")
+                score = gr.Button("Score the uploaded pair", elem_id="score")
                 run = gr.Button("Forget", variant="primary", elem_id="forget")
                 more = gr.Button("Forget more (on top of this result)", elem_id="forget-more")
             teach = gr.Button("Teach it first, then forget", visible=False, elem_id="teach")
+    return _Controls(scenario, model_id, method, gallery, chosen, whole, upload, preview, text,
+                     seed, use_tuned, steps, n_anchor, score, run, more, teach)
+
+
+@dataclass
+class _Results:
+    """What a request shows: its status, the anchors R_1 / R_2 and the per-pair evidence."""
+
+    status: gr.Markdown
+    continuing: gr.State
+    anchors_img: gr.Gallery
+    anchors_txt: gr.Markdown
+    table: gr.Dataframe
+
+    def of_request(self, key: gr.State, teach: gr.Button) -> list:
+        """The outputs of one forget request, in the order `_run` returns them."""
+        return [key, self.status, teach, self.anchors_img, self.anchors_txt, self.table,
+                self.continuing]
+
+
+def _build_results() -> _Results:
     status = gr.Markdown(elem_id="forget-status")
     # whether the request that asked to teach first was a "Forget more": teaching continues it
     continuing = gr.State(False)
@@ -153,6 +209,12 @@ def create_forget_tab(engine: Engine, key: gr.State):
     table = gr.Dataframe(headers=evidence_header(), interactive=False, wrap=True,
                          label="Each forgetting pair before → after (rank of its own text; "
                                "1 = best)")
+    return _Results(status, continuing, anchors_img, anchors_txt, table)
+
+
+def _wire_picking(engine: Engine, ui: _Controls, status: gr.Markdown):
+    """The gallery, whole groups, the upload's check and its score; returns the page-load
+    handler (the gallery, and GPU models if any, once the engine is ready)."""
 
     def show_gallery(name):
         return ([(engine.image_file(p), p.text) for p in engine.gallery(name)],
@@ -191,112 +253,141 @@ def create_forget_tab(engine: Engine, key: gr.State):
         return (f"**Match probability (ITM): {s['itm_match_probability']:.3f}** · "
                 f"ITC cosine similarity: {s['itc_cosine']:.3f}.{note}")
 
-    def _pairs(name, model, ids, path, txt):
-        from mmu_core.erasure import forget_request
+    ui.scenario.change(show_gallery, ui.scenario, [ui.gallery, ui.chosen],
+                       api_name="gallery")
+    # page-only events (a click in the gallery, clearing the upload, the page load) are
+    # not API endpoints: /gallery and the forget set's ids cover them for a client
+    ui.gallery.select(add_pick, [ui.scenario, ui.chosen], ui.chosen, api_name=False)
+    ui.whole.click(add_whole_groups, [ui.scenario, ui.chosen], ui.chosen,
+                   api_name="whole_groups")
+    ui.upload.upload(show_upload, ui.upload, ui.preview, api_name="upload")
+    ui.upload.clear(lambda: None, None, ui.preview, api_name=False)
+    ui.score.click(score, [ui.upload, ui.text, ui.scenario, ui.model_id], status,
+                   api_name="score", concurrency_id="model")
+    return on_load
 
-        sc = engine.scenarios[name]
-        by_id = {p.pair_id: p for p in sc.train}
-        unknown = [i for i in ids or [] if i not in by_id]
-        if unknown:
-            raise InputError(f"Not in the {name} training data: {', '.join(unknown[:3])}.")
-        pairs = [by_id[i] for i in ids or []]
-        if path is not None or (txt or "").strip():
-            if path is None:
-                raise InputError("The text is filled in but no image is uploaded.")
-            pairs.append(forget_request.uploaded_pair(path, txt, engine.model(name, model)))
-        if not pairs:
-            raise InputError("Pick training pairs in the gallery or upload an image with its "
-                             "text.")
-        return pairs
 
-    def _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, teach_first,
-             progress, more=False):
-        from mmu_core.erasure import forget_request
+def _pairs(engine: Engine, name, model, ids, path, txt) -> list:
+    """The request's pairs: the named training pairs, then the upload (if any) as a pair."""
+    from mmu_core.erasure import forget_request
 
-        progress(0, desc="preparing")
-        previous = None
-        if more:
-            if old_key is None:
-                raise InputError("Nothing to continue from yet: make a first request with "
-                                 "Forget.")
-            entry = engine.store.get(old_key)
-            previous = entry["outcome"]
-            if previous.scenario != name or (entry["model_id"] or "embedded") != \
-                    (model or "embedded"):
-                raise InputError(f"The current result is for {previous.scenario} with "
-                                 f"{entry['model_id']}: switch back to continue from it.")
-        pairs = _pairs(name, model, ids, path, txt)
-        settings, source = _settings(meth, name, model, len(pairs), tuned, n_steps, n_r)
-        bb = engine.model(name, model)
-        extras = {}
-        if meth in ANCHOR_METHODS:
-            extras["captioner"], extras["painter"] = engine.generators()
-        try:
-            if previous is not None:
-                out = forget_request.forget_more(previous, pairs, meth, settings,
-                                                 teach_first=teach_first, seed=int(sd or 0),
-                                                 **extras)
-            else:
-                out = forget_request.forget(bb, engine.scenarios[name], name, pairs, meth,
-                                            settings, teach_first=teach_first,
-                                            seed=int(sd or 0), **extras)
-        except forget_request.NotLearnedError as err:
-            scenario = forget_request.with_pairs(engine.scenarios[name], err.pairs)
-            base = previous.unlearned if previous is not None else bb
-            before = forget_request.evidence(base, scenario, err.pairs)
-            msg = (f"**Nothing to forget yet.** {err} Right now the model gives this pair a "
-                   f"match of {before.mean('match'):.3f} and a membership probability of "
-                   f"{before.mean('member'):.3f}.")
-            return (old_key, msg, gr.update(visible=True), None, "", None, more)
-        # one result per visitor: free the previous model (the store stops its Retrain)
-        engine.store.drop(old_key)
-        new_key = engine.store.put({"outcome": out, "model_id": model, "views": None,
-                                    "comparison": None, "audit": None})
-        imgs = [(im, a.texts[0]) for a in out.anchors[:12] for im in a.images]
-        txt_md = ("**R_2: anchor texts from MVI**\n\n" + "\n".join(
-            f"- *{a.text}* → " + " | ".join(a.texts) for a in out.anchors[:12])
-                  if out.anchors else
-                  f"`{meth}` uses no anchors (only ours and ours-local build R_1/R_2).")
-        df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
-        used = f"\n\nSettings: `{json.dumps(settings)}`, from {source}."
-        return (new_key, _status(out) + used + _history(out), gr.update(visible=False), imgs,
-                txt_md, df, False)
+    sc = engine.scenarios[name]
+    by_id = {p.pair_id: p for p in sc.train}
+    unknown = [i for i in ids or [] if i not in by_id]
+    if unknown:
+        raise InputError(f"Not in the {name} training data: {', '.join(unknown[:3])}.")
+    pairs = [by_id[i] for i in ids or []]
+    if path is not None or (txt or "").strip():
+        if path is None:
+            raise InputError("The text is filled in but no image is uploaded.")
+        pairs.append(forget_request.uploaded_pair(path, txt, engine.model(name, model)))
+    if not pairs:
+        raise InputError("Pick training pairs in the gallery or upload an image with its "
+                         "text.")
+    return pairs
+
+
+def _previous(engine: Engine, old_key, name, model):
+    """The visitor's current result, which "Forget more" continues from."""
+    if old_key is None:
+        raise InputError("Nothing to continue from yet: make a first request with "
+                         "Forget.")
+    entry = engine.store.get(old_key)
+    previous = entry["outcome"]
+    if previous.scenario != name or (entry["model_id"] or "embedded") != \
+            (model or "embedded"):
+        raise InputError(f"The current result is for {previous.scenario} with "
+                         f"{entry['model_id']}: switch back to continue from it.")
+    return previous
+
+
+def _anchors_text(out: forget_request.Outcome, meth: str) -> str:
+    if not out.anchors:
+        return f"`{meth}` uses no anchors (only ours and ours-local build R_1/R_2)."
+    return "**R_2: anchor texts from MVI**\n\n" + "\n".join(
+        f"- *{a.text}* → " + " | ".join(a.texts) for a in out.anchors[:12])
+
+
+def _run(engine: Engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
+         teach_first, progress, more=False) -> tuple:
+    """One forget request (or, `more`, one on top of the visitor's current result), told
+    as `_Results.of_request`'s outputs. An upload the model never learned is not forgotten:
+    the visitor is offered to teach it first."""
+    from mmu_core.erasure import forget_request
+
+    progress(0, desc="preparing")
+    previous = _previous(engine, old_key, name, model) if more else None
+    pairs = _pairs(engine, name, model, ids, path, txt)
+    settings, source = _settings(meth, name, model, len(pairs), tuned, n_steps, n_r)
+    bb = engine.model(name, model)
+    extras = {}
+    if meth in ANCHOR_METHODS:
+        extras["captioner"], extras["painter"] = engine.generators()
+    try:
+        if previous is not None:
+            out = forget_request.forget_more(previous, pairs, meth, settings,
+                                             teach_first=teach_first, seed=int(sd or 0),
+                                             **extras)
+        else:
+            out = forget_request.forget(bb, engine.scenarios[name], name, pairs, meth,
+                                        settings, teach_first=teach_first,
+                                        seed=int(sd or 0), **extras)
+    except forget_request.NotLearnedError as err:
+        scenario = forget_request.with_pairs(engine.scenarios[name], err.pairs)
+        base = previous.unlearned if previous is not None else bb
+        before = forget_request.evidence(base, scenario, err.pairs)
+        msg = (f"**Nothing to forget yet.** {err} Right now the model gives this pair a "
+               f"match of {before.mean('match'):.3f} and a membership probability of "
+               f"{before.mean('member'):.3f}.")
+        return (old_key, msg, gr.update(visible=True), None, "", None, more)
+    # one result per visitor: free the previous model (the store stops its Retrain)
+    engine.store.drop(old_key)
+    new_key = engine.store.put({"outcome": out, "model_id": model, "views": None,
+                                "comparison": None, "audit": None})
+    imgs = [(im, a.texts[0]) for a in out.anchors[:12] for im in a.images]
+    df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
+    used = f"\n\nSettings: `{json.dumps(settings)}`, from {source}."
+    return (new_key, _status(out) + used + _history(out), gr.update(visible=False), imgs,
+            _anchors_text(out, meth), df, False)
+
+
+def _wire_forgetting(engine: Engine, ui: _Controls, res: _Results, key: gr.State) -> None:
+    """Forget, Forget more, and Teach it first (which continues a "Forget more" if that
+    is what asked for it); one model request at a time (concurrency_id "model")."""
 
     @gpu
     @user_errors
     def forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
                progress=gr.Progress(track_tqdm=True)):
-        return _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, False,
-                    progress)
+        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+                    old_key, False, progress)
 
     @gpu
     @user_errors
     def teach_then_forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
                           old_key, cont, progress=gr.Progress(track_tqdm=True)):
-        return _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, True,
-                    progress, more=bool(cont))
+        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+                    old_key, True, progress, more=bool(cont))
 
     @gpu
     @user_errors
     def forget_more(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
                     progress=gr.Progress(track_tqdm=True)):
-        return _run(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key, False,
-                    progress, more=True)
+        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+                    old_key, False, progress, more=True)
 
-    inputs = [scenario, model_id, method, chosen, upload, text, seed, use_tuned, steps,
-              n_anchor, key]
-    outputs = [key, status, teach, anchors_img, anchors_txt, table, continuing]
-    scenario.change(show_gallery, scenario, [gallery, chosen], api_name="gallery")
-    # page-only events (a click in the gallery, clearing the upload, the page load) are
-    # not API endpoints: /gallery and the forget set's ids cover them for a client
-    gallery.select(add_pick, [scenario, chosen], chosen, api_name=False)
-    whole.click(add_whole_groups, [scenario, chosen], chosen, api_name="whole_groups")
-    upload.upload(show_upload, upload, preview, api_name="upload")
-    upload.clear(lambda: None, None, preview, api_name=False)
-    score_btn.click(score, [upload, text, scenario, model_id], status, api_name="score",
-                    concurrency_id="model")
-    run.click(forget, inputs, outputs, api_name="forget", concurrency_id="model")
-    more.click(forget_more, inputs, outputs, api_name="forget_more", concurrency_id="model")
-    teach.click(teach_then_forget, inputs + [continuing], outputs, api_name="teach_then_forget",
-                concurrency_id="model")
-    return on_load, scenario, [gallery, chosen, model_id]
+    inputs, outputs = ui.request(key), res.of_request(key, ui.teach)
+    ui.run.click(forget, inputs, outputs, api_name="forget", concurrency_id="model")
+    ui.more.click(forget_more, inputs, outputs, api_name="forget_more", concurrency_id="model")
+    ui.teach.click(teach_then_forget, inputs + [res.continuing], outputs,
+                   api_name="teach_then_forget", concurrency_id="model")
+
+
+def create_forget_tab(engine: Engine, key: gr.State):
+    """The tab's controls, then its results, then their events; returns the page-load
+    handler, the scenario radio and the load handler's outputs (for app.py)."""
+    controls = _build_controls()
+    results = _build_results()
+    on_load = _wire_picking(engine, controls, results.status)
+    _wire_forgetting(engine, controls, results, key)
+    return on_load, controls.scenario, [controls.gallery, controls.chosen, controls.model_id]
