@@ -13,7 +13,7 @@ from mmu_core.bench import tuning
 def test_every_method_gets_the_same_budget():
     tuning.check_grids()
     assert set(tuning.GRIDS) == {"finetune", "ga", "badt", "multidelete", "slug", "adv", "ours",
-                                 "ours-local"}
+                                 "ours-local", "calibrated"}
     assert {len(g) for g in tuning.GRIDS.values()} == {tuning.GRID_SIZE}
     assert tuning.GRID_SIZE >= 6
     with pytest.raises(ValueError, match="step cap"):
@@ -93,3 +93,38 @@ def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_b
     with pytest.raises(ValueError, match="remove ga's cells"):
         tuning.tune(tmp_path / "partial", data=tiny_world, grids=changed,
                     log=lambda *_: None, tables_only=True)
+
+
+def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, tiny_backbone,
+                                                                    tmp_path, monkeypatch):
+    """`bench confirm`: each method's chosen setting on the confirm lists (never a choose
+    list, a reported list or D_test), against each list's Retrain, with the four-axis
+    figure and the collateral of both."""
+    from mmu_core.bench.confirm import confirm
+    from mmu_core.data import scenarios
+
+    lists = []
+    real_read = scenarios.read_id_list
+    monkeypatch.setattr(scenarios, "read_id_list",
+                        lambda path: lists.append(Path(path)) or real_read(path))
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"settings": {
+        "privacy": {"5": {"ga": {"steps": 1, "lr": 1e-4},
+                          "calibrated": {"max_steps": 2, "check_every": 1}}}}}))
+    out = confirm(tmp_path / "confirm", data=tiny_world, settings_path=settings,
+                  scenarios=("privacy",), retrain_epochs=1, eval_max_pairs=40,
+                  log=lambda *_: None, models={"privacy": tiny_backbone})
+    assert lists and all(p.name.startswith("confirm-") for p in lists)
+    assert set(out["table"]) == {"privacy-5-ga", "privacy-5-calibrated"}
+    row = out["table"]["privacy-5-calibrated"]
+    assert row["lists"] == 1 and row["four_axis"][0] >= row["avg_g"][0] * 3 / 4 - 1e-9
+    per = row["per_list"][0]
+    assert per["collateral"] is not None and per["retrain_collateral"] is not None
+    cell = json.loads((tmp_path / "confirm" / "cells" /
+                       "privacy-5-confirm-0-calibrated.json").read_text())
+    assert cell["unlearning"]["floor"]["calibration_pairs"] > 0  # read the pool
+    assert "privacy 5 | calibrated" in (tmp_path / "confirm" / "confirm.md").read_text()
+    # sharded workers split the cells; tables-only computes nothing
+    again = confirm(tmp_path / "confirm", data=tiny_world, settings_path=settings,
+                    tables_only=True, log=lambda *_: None)
+    assert again["table"].keys() == out["table"].keys()

@@ -13,7 +13,7 @@ from mmu_core.unlearn.request import Request
 
 FAST = {"retrain": {"epochs": 1}, "finetune": {"steps": 5}, "ga": {"steps": 3},
         "badt": {"steps": 5}, "multidelete": {"steps": 5}, "slug": {"search_steps": 6},
-        "adv": {}, "ours": {}, "ours-local": {"max_steps": 20}}
+        "adv": {}, "ours": {}, "ours-local": {"max_steps": 20}, "calibrated": {"max_steps": 10}}
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,9 @@ GRIDS = {
     "ours": _grid(max_steps=[80, 240], lr=[1e-4, 3e-4], retain_weight=[1.0, 5.0]),
     # the energy of D_r's inputs each edited layer keeps (docs/experiments/ours-locality)
     "ours-local": _grid(max_steps=[80, 240], lr=[3e-4, 1e-3], project=[0.95, 0.99]),
+    # the never-seen floor is the principle (level 0.5: the calibration pool's median), not
+    # a knob; the push's weight is (unlearn/calibrated.py)
+    "calibrated": _grid(max_steps=[80, 240], lr=[1e-4, 3e-4], forget_weight=[1.0, 3.0]),
 }
 STEP_KEYS = ("steps", "max_steps")
 
@@ -71,11 +74,8 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import load_forget_ids, load_scenario, validation_sets
     from mmu_core.metrics.compare import compare
-    from mmu_core.metrics.evaluate import evaluate
     from mmu_core.metrics.provenance import provenance
     from mmu_core.models.backbone import load_backbone
-    from mmu_core.unlearn import run
-    from mmu_core.unlearn.request import Request
 
     check_grids(grids)
     run_methods = set(methods or grids)  # what to compute; every method is tabulated
@@ -92,23 +92,13 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
         for size, lists in validation_sets(root, scenario).items():
             scores = {}  # (method, k) -> [avg_g per validation set]
             for vpath in lists:
-                ids = load_forget_ids(vpath)
 
                 def cell(method, settings, tag):
                     name = f"{scenario}-{size}-{vpath.stem}-{tag}"
 
                     def compute():
-                        request = Request.build(original, view, ids, scenario)
-                        kw = dict(settings)
-                        if method == "retrain" and retrain_epochs:
-                            kw["epochs"] = retrain_epochs
-                        model, info = run(method, request, **kw)
-                        metrics = evaluate(model, view, ids, max_pairs=eval_max_pairs,
-                                           progress=False, retrieval_only=True)
-                        return {"cell": name, "scenario": scenario, "size": size,
-                                "validation_set": vpath.stem, "method": method,
-                                "settings": settings, "unlearning": info, "metrics": metrics,
-                                "provenance": provenance({"protocol": "tuning"})}
+                        return validation_cell(original, view, scenario, size, vpath, method,
+                                               settings, name, eval_max_pairs, retrain_epochs)
 
                     wanted = computing and method in run_methods | {"retrain"}
                     result = cached_cell(out, name, compute if wanted else None)
@@ -172,6 +162,30 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
         (out / "partial.json").write_text(json.dumps(result, indent=1))
     (out / "validation.md").write_text(validation_markdown(result))
     return result
+
+
+def validation_cell(original, view, scenario: str, size: int, vpath: Path, method: str,
+                    settings: dict, name: str, eval_max_pairs: int = 300,
+                    retrain_epochs: int | None = None, protocol: str = "tuning") -> dict:
+    """One method's run on one validation forget set, evaluated with the validation view
+    (its `unlearning` summary holds the collateral on the nearest other people)."""
+    from mmu_core.data.scenarios import load_forget_ids
+    from mmu_core.metrics.evaluate import evaluate
+    from mmu_core.metrics.provenance import provenance
+    from mmu_core.unlearn import run
+    from mmu_core.unlearn.request import Request
+
+    ids = load_forget_ids(vpath)
+    request = Request.build(original, view, ids, scenario)
+    kw = dict(settings)
+    if method == "retrain" and retrain_epochs:
+        kw["epochs"] = retrain_epochs
+    model, info = run(method, request, **kw)
+    metrics = evaluate(model, view, ids, max_pairs=eval_max_pairs, progress=False,
+                       retrieval_only=True)
+    return {"cell": name, "scenario": scenario, "size": size, "validation_set": vpath.stem,
+            "method": method, "settings": settings, "unlearning": info, "metrics": metrics,
+            "provenance": provenance({"protocol": protocol})}
 
 
 def validation_markdown(result: dict) -> str:

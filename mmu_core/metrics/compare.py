@@ -1,7 +1,7 @@
 """Deltas to Retrain, Avg.G and the paper's M_eff / M_rel / M_loc (section 5, Metrics).
 
 Delta = |method - Retrain| for MI, performance on D_f and on D_test; Avg.G averages the
-three deltas of a task; M_eff = 100 - dMI, M_rel = 100 - dR@D_f, M_loc = 100 - dR@D_test
+three deltas of a task (the four-axis figure adds |delta R@D_r|); M_eff = 100 - dMI, M_rel = 100 - dR@D_f, M_loc = 100 - dR@D_test
 (all in percent).
 """
 
@@ -24,6 +24,10 @@ def compare(result: dict, retrain: dict) -> dict:
         deltas = {k: abs(h[k] - r[k]) for k in keys}
         out[task] = {"values": {k: h[k] for k in keys}, "retrain": {k: r[k] for k in keys},
                      "delta": deltas, "avg_g": sum(deltas.values()) / len(deltas)}
+    if "retrieval" in out and "R@D_r" in h and "R@D_r" in r:
+        # Avg.G leaves the retained pairs out; the four-axis figure (issue 32) adds them
+        four = [*out["retrieval"]["delta"].values(), abs(h["R@D_r"] - r["R@D_r"])]
+        out["retrieval"]["four_axis"] = sum(four) / len(four)
     rt = out["retrieval"]["delta"]
     out["M_eff"] = 100.0 - rt["MI"]
     out["M_rel"] = 100.0 - rt["R@D_f"]

@@ -123,5 +123,6 @@ def names() -> list[str]:
 
 
 def _load_all() -> None:
-    from mmu_core.unlearn import (adv, badteacher, finetune, gradient_ascent,  # noqa: F401
-                                  multidelete, ours, ours_local, retrain, slug)
+    from mmu_core.unlearn import (adv, badteacher, calibrated, finetune,  # noqa: F401
+                                  gradient_ascent, multidelete, ours, ours_local, retrain,
+                                  slug)

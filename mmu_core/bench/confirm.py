@@ -1,0 +1,137 @@
+"""`python -m mmu_core bench confirm`: does a tuned choice hold on lists it was not chosen on?
+
+Issue 32's protocol step between tuning and the reported cells. Settings are chosen on the
+*choose* half of the validation forget sets (`val-<k>`, `bench tune`); here every method runs
+with its chosen setting on the *confirm* half (`confirm-<k>`, world version 4), each list with
+its own Retrain, in the same validation view (no D_test, no reported list). Nothing is chosen
+here. The table gives, per scenario, size and method, the mean over the confirm lists of
+Avg.G, the four-axis figure (Avg.G's three deltas plus |delta R@D_r|), the signed deltas to
+Retrain, the collateral on the nearest other people against Retrain's own, and the spread.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from mmu_core.bench.tuning import SCENARIOS, validation_cell
+
+SETTINGS = Path(__file__).resolve().parents[2] / "docs" / "results" / "bench" / "tuning" / \
+    "settings.json"
+AXES = ("MI", "R@D_f", "R@D_test", "R@D_r")
+
+
+def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
+            settings_path: str | Path = SETTINGS, eval_max_pairs: int = 300,
+            retrain_epochs: int | None = None, models=None, log=print,
+            tables_only: bool = False, shard: tuple[int, int] | None = None) -> dict:
+    """Run the missing confirm cells of `methods` (default: every method with a chosen
+    setting, and Retrain; every n-th cell with `shard=(i, n)`), then tabulate all cells."""
+    from mmu_core.bench.unlearning import cached_cell
+    from mmu_core.data.generate import default_world
+    from mmu_core.data.scenarios import load_scenario, validation_sets
+    from mmu_core.models.backbone import load_backbone
+
+    out, root = Path(out), Path(data or default_world())
+    chosen = json.loads(Path(settings_path).read_text())["settings"]
+    t0, order = time.time(), iter(range(10 ** 9))
+    rows = {}
+    for scenario in SCENARIOS:
+        computing = scenario in scenarios and not tables_only
+        view = load_scenario(root, scenario).validation_view() if computing else None
+        original = None
+        for size, lists in validation_sets(root, scenario, "confirm").items():
+            by_method = chosen.get(scenario, {}).get(str(size), {})
+            names = list(by_method)
+            for vpath in lists:
+                cells = {}
+                for method in ["retrain", *names]:
+                    settings = {} if method == "retrain" else by_method[method]
+                    name = f"{scenario}-{size}-{vpath.stem}-{method}"
+                    mine = shard is None or next(order) % shard[1] == shard[0]
+                    compute = None
+                    if computing and mine and (methods is None or method in methods):
+                        if original is None:
+                            original = ((models or {}).get(scenario)
+                                        or load_backbone(f"embedded:{scenario}"))
+
+                        def compute(method=method, settings=settings, name=name):
+                            return validation_cell(original, view, scenario, size, vpath,
+                                                   method, settings, name, eval_max_pairs,
+                                                   retrain_epochs, protocol="confirm")
+                    cells[method] = cached_cell(out, name, compute)
+                    if cells[method] is not None and compute is not None:
+                        log(f"[{time.time() - t0:7.1f} s] {name}: "
+                            f"{cells[method]['unlearning']['seconds']} s")
+                ref = cells.pop("retrain")
+                for method, c in cells.items():
+                    if c is not None and ref is not None:
+                        rows.setdefault((scenario, size, method), []).append(
+                            list_figures(c, ref))
+    table = {f"{s}-{n}-{m}": summarise(v) for (s, n, m), v in rows.items()}
+    result = {"protocol": "docs/benchmark.md (confirm half)", "settings": str(settings_path),
+              "table": table}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "confirm.json").write_text(json.dumps(result, indent=1))
+    (out / "confirm.md").write_text(confirm_markdown(result))
+    return result
+
+
+def list_figures(cell: dict, ref: dict) -> dict:
+    """One method's figures on one confirm list against that list's Retrain."""
+    from mmu_core.metrics.compare import compare
+
+    cmp = compare(cell["metrics"], ref["metrics"])["retrieval"]
+    h, r = cell["metrics"]["headline"], ref["metrics"]["headline"]
+    col = cell["unlearning"].get("collateral", {}).get("mean_abs_itm_change")
+    ref_col = ref["unlearning"].get("collateral", {}).get("mean_abs_itm_change")
+    return {"list": cell["validation_set"], "avg_g": cmp["avg_g"],
+            "four_axis": cmp["four_axis"],
+            "signed": {k: h[k] - r[k] for k in AXES},
+            "collateral": col, "retrain_collateral": ref_col,
+            "seconds": cell["unlearning"]["seconds"],
+            "retrain_seconds": ref["unlearning"]["seconds"]}
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(per_list: list[dict]) -> dict:
+    out = {"lists": len(per_list), "per_list": per_list}
+    for key in ("avg_g", "four_axis", "collateral", "retrain_collateral", "seconds",
+                "retrain_seconds"):
+        out[key] = _mean_sd([p[key] for p in per_list])
+    out["signed"] = {k: _mean_sd([p["signed"][k] for p in per_list]) for k in AXES}
+    return out
+
+
+def confirm_markdown(result: dict) -> str:
+    md = ["# The confirm half: each method's tuned setting on lists it was not chosen on", "",
+          "Mean ± sd over the confirm lists (each against its own Retrain, validation view). "
+          "four-axis = mean |delta| over MI, R@D_f, R@D_test (the validation split) and "
+          "R@D_r; signed deltas are method minus Retrain; collateral = mean |change| of the "
+          "ITM match of the 10 nearest other people (works), Retrain's against the original "
+          "beside it. Written by `python -m mmu_core bench confirm`.", "",
+          "| setting | method | lists | four-axis | Avg.G | MI | R@D_f | R@D_test | R@D_r | "
+          "collateral (Retrain's) | s |", "|---" * 11 + "|"]
+
+    def f(ms, signed=False):
+        m, s = ms
+        return "n/a" if m != m else (f"{m:+.1f} ± {s:.1f}" if signed else f"{m:.2f} ± {s:.2f}")
+
+    keyed = sorted(result["table"].items(),
+                   key=lambda kv: (kv[0].rsplit("-", 1)[0], kv[1]["four_axis"][0]))
+    for key, row in keyed:
+        scenario, size, method = key.split("-", 2)
+        sg = row["signed"]
+        md.append(f"| {scenario} {size} | {method} | {row['lists']} | {f(row['four_axis'])} | "
+                  f"{f(row['avg_g'])} | " + " | ".join(f(sg[k], True) for k in AXES)
+                  + f" | {row['collateral'][0]:.3f} ({row['retrain_collateral'][0]:.3f}) | "
+                  f"{row['seconds'][0]:.1f} |")
+    return "\n".join(md) + "\n"
