@@ -40,6 +40,8 @@ def create_demo(engine: Engine | None = None) -> gr.Blocks:
         # served before the models are in (mmu_ui.engine); these fill in once they are
         demo.load(lambda: title + engine.describe(), None, header, api_name=False)
         demo.load(on_load, scenario, load_out, api_name=False)
+        # a closed page (or a reload) ends the session: its result and background work go
+        demo.unload(engine.close_session)
     return demo
 
 

@@ -52,25 +52,33 @@ def create_audit_tab(engine: Engine, key: gr.State):
             entry["version"] = entry.get("version", 0) + 1  # the export is made again
         return result
 
-    def shown(result, text):
-        from mmu_core.erasure.audit import audit_markdown
+    def shown(result, text, caveat=""):
+        from mmu_core.erasure.audit import audit_markdown, cannot_tell_notes
         from mmu_core.erasure.figures import attack_bars, cka_bars, recovery_curves
 
         auc = result["per_pair"]
-        text += (" Calibrated per-pair attack AUC (0.5 = looks unseen): " + ", ".join(
-            f"{m} {auc[m]['calibrated']['auc']:.2f}" for m in ("unlearned", "retrain",
-                                                                  "original") if m in auc)
-            + ".")
+        sep = result.get("separation", {}).get("per_pair", {}).get("calibrated", {})
+        if not sep.get("auc", {}).get("cannot_tell"):  # else a note says why it is no verdict
+            text += (" Calibrated per-pair attack AUC (0.5 = looks unseen): " + ", ".join(
+                f"{m} {auc[m]['calibrated']['auc']:.2f}" for m in ("unlearned", "retrain",
+                                                                      "original") if m in auc)
+                + ".")
+        notes = cannot_tell_notes(result) + ([caveat] if caveat else [])
+        if notes:
+            text += ("\n\n**What this audit cannot tell for this request**\n\n"
+                     + "\n".join(f"- {n}" for n in notes))
         return (text, recovery_curves(result), attack_bars(result), cka_bars(result),
                 audit_markdown(result))
 
     @user_errors
-    def first_audit(k, ks, n_epochs, progress=gr.Progress(track_tqdm=True)):
+    def first_audit(k, ks, n_epochs, request: gr.Request,
+                    progress=gr.Progress(track_tqdm=True)):
         from mmu_ui.reference import shared_retrain
 
-        job = shared_retrain(engine.store.get(k), n_epochs)  # started now, if not yet
+        # queued now, if not yet; the page's session owns it (closing the page stops it)
+        job = shared_retrain(engine.store.get(k), n_epochs, owner=engine.own(request, k))
         if job.done and job.error is None:
-            return retrain_audit(k, ks, n_epochs, progress)
+            return retrain_audit(k, ks, n_epochs, request, progress)
         result = measure(k, ks, None, progress)
         share = result["recovery"]["benign"]["share"][-1]
         came = ("unlearning had removed nothing from R@D_f" if share["R@D_f"] is None else
@@ -84,20 +92,27 @@ def create_audit_tab(engine: Engine, key: gr.State):
         return shown(result, text)
 
     @user_errors
-    def retrain_audit(k, ks, n_epochs, progress=gr.Progress(track_tqdm=True)):
+    def retrain_audit(k, ks, n_epochs, request: gr.Request,
+                      progress=gr.Progress(track_tqdm=True)):
         from mmu_ui.reference import shared_retrain
 
-        retrained, how = shared_retrain(engine.store.get(k), n_epochs).wait(progress)
+        retrained, how = shared_retrain(engine.store.get(k), n_epochs,
+                                        owner=engine.own(request, k)).wait(progress)
         progress(0.5, desc="auditing against Retrain")
         result = measure(k, ks, retrained, progress)
         result["retrain"] = how
+        # taught uploads: Retrain is the model before teaching, so the Forget tab's verdict
+        # can be checked against it at once
+        from mmu_core.erasure.forget_request import upload_verdict_caveat
+
+        caveat = upload_verdict_caveat(engine.store.get(k)["outcome"])
         last = result["relearn"]["gap"]["benign"][-1]
         text = (f"**Audited against Retrain** ({how}; the audit's measurements took "
                 f"{result['seconds']:.0f} s). After {last['step']} steps of benign "
                 f"relearning, R@D_f is {last['R@D_f']:+.1f} points and the membership probability "
                 f"{last['MI']:+.1f} points from Retrain's under the same fine-tuning (0 = as "
                 f"if never trained on them).")
-        return shown(result, text)
+        return shown(result, text, caveat)
 
     outputs = [summary, curves, attacks, cka, tables]
     # the first answer holds the model queue briefly; the wait for Retrain (and the audit of

@@ -71,13 +71,13 @@ def create_compare_tab(engine: Engine, key: gr.State):
         gr.Markdown(benchmark_tables())
 
     @user_errors
-    def compare(k, n_epochs, progress=gr.Progress(track_tqdm=True)):
+    def compare(k, n_epochs, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         from mmu_ui.reference import shared_retrain
 
         entry = engine.store.get(k)
         # the request's one Retrain (Audit's, if it started it), unless the slider asks for
-        # another epoch count
-        job = shared_retrain(entry, n_epochs, replace=True)
+        # another epoch count; the page's session owns it (closing the page stops it)
+        job = shared_retrain(entry, n_epochs, replace=True, owner=engine.own(request, k))
         progress(0, desc=job.announce())
         cmp = comparison_of(entry, progress)
         rows = []
@@ -87,6 +87,12 @@ def create_compare_tab(engine: Engine, key: gr.State):
         df = pd.DataFrame(rows, columns=COLUMNS)
         md = (f"Retrain reference: {cmp['retrain']}. Values (|delta| to Retrain):\n\n"
               + cmp["table_md"])
+        from mmu_core.erasure.forget_request import Evidence, verdict_caveat
+
+        # where Retrain's own ranks / membership read "not forgotten" too, say so
+        caveat = verdict_caveat(Evidence(cmp["evidence"]["unlearned"]),
+                                Evidence(cmp["evidence"]["retrained"]))
+        md += f"\n\n{caveat}" if caveat else ""
         return df, md
 
     def comparison_of(entry, progress=None):

@@ -12,6 +12,7 @@ import functools
 import os
 import tempfile
 import threading
+import time
 
 import gradio as gr
 
@@ -21,6 +22,7 @@ from mmu_core.data.loaders import DataError, open_image
 from mmu_core.data.scenarios import load_scenario
 from mmu_core.erasure.export import ExportError
 from mmu_core.erasure.sessions import Expired, SessionStore
+from mmu_ui import reference
 from mmu_ui.reference import release
 
 MODEL_ID = os.environ.get("MMU_MODEL", "embedded")
@@ -31,9 +33,15 @@ PAINTER_ID = os.environ.get("MMU_PAINTER", "embedded")
 # real checkpoints offered when a GPU is present (the embedded default always is)
 GPU_MODELS = ("Salesforce/blip-itm-base-coco", "Salesforce/blip-itm-large-coco")
 RESULT_TTL_S = 30 * 60
-# visitors waiting for their Retrain at once (Compare, Audit): the waits take no model time,
-# Retrain trains in its own thread (mmu_ui/reference.py)
-REFERENCE_QUEUE = 4
+MAX_RESULTS = 6  # results kept at once (the oldest goes first)
+# the app process's resident memory with the store full and Retrains queued stays under
+# this (docs/app.md: measured by tests/test_background.py and `bench app --visitors`); the
+# one Retrain child runs beside it in a process of its own
+APP_MEMORY_BOUND_MB = 3072
+SWEEP_S = 30.0  # how often expired results are let go (their Retrain stopped) unasked
+# visitors waiting for their Retrain at once (Compare, Audit): one per result; the waits
+# take no model time, Retrain runs in the background worker (mmu_ui/reference.py)
+REFERENCE_QUEUE = MAX_RESULTS
 GALLERY_SIZE = 24
 # the registry's names (`mmu_core.unlearn.names()`, a test keeps them equal), known without
 # importing torch
@@ -79,7 +87,12 @@ class Engine:
     def __init__(self, model_id: str = MODEL_ID, background: bool = True):
         self.default_model = model_id
         # a result let go (a new request, expiry, eviction) stops its background Retrain
-        self.store = SessionStore(ttl_s=RESULT_TTL_S, max_items=6, on_drop=release)
+        self.store = SessionStore(ttl_s=RESULT_TTL_S, max_items=MAX_RESULTS, on_drop=release)
+        self._sessions: dict[str, str] = {}  # page session -> its result's key (see `own`)
+        self._sessions_lock = threading.Lock()
+        # expiry is otherwise noticed only when the store is next used
+        threading.Thread(target=self._sweep, args=(SWEEP_S,), daemon=True,
+                         name="mmu-sweep").start()
         self.files = tempfile.mkdtemp(prefix="mmu-app-")  # the only folder the app serves
         self._models: dict[tuple[str, str], object] = {}
         self._generators = None
@@ -103,6 +116,30 @@ class Engine:
             self._error = err
         finally:
             self.ready.set()
+
+    def _sweep(self, every: float) -> None:
+        while True:
+            time.sleep(every)
+            self.store.sweep()
+
+    def own(self, request: gr.Request | None, key: str | None) -> str | None:
+        """Remember which page session holds result `key` (the handlers that start
+        background work call this), so that closing the page lets it go. The session hash,
+        the owner of that work."""
+        session = getattr(request, "session_hash", None)
+        if session and key:
+            with self._sessions_lock:
+                self._sessions[session] = key
+        return session
+
+    def close_session(self, request: gr.Request) -> None:
+        """`demo.unload`: the page is closed, so nobody will see its result: let it go (the
+        store stops its Retrain) and stop any other background work of that session."""
+        session = getattr(request, "session_hash", None)
+        with self._sessions_lock:
+            key = self._sessions.pop(session, None)
+        reference.close_session(session)  # first: the job says why it stopped
+        self.store.drop(key)
 
     def wait(self) -> None:
         """Block until the shared data and model are loaded; raise what loading raised."""

@@ -194,12 +194,12 @@ def test_audit_answers_without_retrain_then_shares_one_retrain(client, monkeypat
     audit, Compare and the report share it (here: audit first, then Compare)."""
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import load_scenario
-    from mmu_core.erasure import forget_request
+    from mmu_ui import reference
 
-    made = []
-    real = forget_request.retrain_reference
-    monkeypatch.setattr(forget_request, "retrain_reference",
-                        lambda *a, **kw: made.append(kw.get("epochs")) or real(*a, **kw))
+    made = []  # Retrains queued in the background worker (each runs in a child process)
+    real = reference.retrain_task
+    monkeypatch.setattr(reference, "retrain_task",
+                        lambda outcome, epochs: made.append(epochs) or real(outcome, epochs))
     train = load_scenario(default_world(), "privacy").train
     ids = [p.pair_id for p in train if p.group == train[5].group]
     status, *_ = _forget(client, None, "", ids=ids, method="ga")
@@ -220,6 +220,53 @@ def test_audit_answers_without_retrain_then_shares_one_retrain(client, monkeypat
     html = Path(client.predict("internal", api_name="/report")).read_text()
     assert "Comparison with Retrain" in html and "Audit: does the forgetting hold?" in html
     assert made == [1]
+
+
+def _gone(pid: int, within: float) -> bool:
+    import time
+
+    import psutil
+
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_closed_page_stops_its_retrain(app_url, monkeypatch):
+    """Closing the page (Gradio's unload, seen through the heartbeat a browser or
+    gradio_client holds) lets the visitor's result go and kills its Retrain's child. A
+    stand-in job takes the Retrain's place (it would run for minutes)."""
+    import time
+
+    from mmu_core.erasure.background import Task
+    from mmu_ui import reference
+
+    # a closed client is noticed within 0.5 s here instead of the default 15 s
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
+    monkeypatch.setattr(reference, "retrain_task", lambda outcome, epochs: Task(
+        "mmu_core.erasure.background:stand_in", {"epochs": 10_000, "seconds_per_epoch": 0.05},
+        collect=lambda out: (outcome.shipped, {"how": "a stand-in"})))
+    visitor = _client(app_url)
+    status, *_ = _forget(visitor, None, "", ids=["P0001_0"], method="ga")
+    assert "1 pair(s) with `ga`" in status
+    visitor.submit(1, api_name="/compare")  # queues the Retrain and waits for it
+    end = time.monotonic() + 120
+    while not (mine := [j for j in reference.worker().jobs()
+                        if j.owner == visitor.session_hash and j.pid and j.last]):
+        assert time.monotonic() < end, "the Retrain did not start"
+        time.sleep(0.1)
+    job = mine[0]
+    closed = time.monotonic()
+    visitor.close()
+    assert _gone(job.pid, within=30) and job.wait(5)
+    assert time.monotonic() - closed < 30 and job.state == "cancelled"
+    assert "page was closed" in str(job.error)
 
 
 def test_sessions_are_isolated(app_url, face):

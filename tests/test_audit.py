@@ -102,6 +102,95 @@ def test_attack_summaries_on_hand_made_losses():
     assert cal["auc"] == 0.5
 
 
+def _audited(u_pct, r_pct, u_curve=(10.0, 10.0), r_curve=(10.0, 10.0), n_unseen=100):
+    """A hand-made audit result with Retrain: per-pair calibrated (and loss) percentiles of
+    the unlearned model and Retrain, and benign R@D_f / MI curves (k = 0, 20)."""
+    def attack(pct):
+        a = {"auc": round(float(np.mean(pct)) / 100, 4), "per_pair": list(pct)}
+        return {"loss": a, "calibrated": a}
+
+    def curve(c):
+        return [{"step": 0, "R@D_f": c[0], "MI": c[0]}, {"step": 20, "R@D_f": c[1], "MI": c[1]}]
+
+    pairs = [f"P{i}" for i in range(len(u_pct))]
+    res = {"n_forget_pairs": len(pairs), "n_unseen": n_unseen, "reference_free": False,
+           "config": {"relearn_steps": [0, 20], "relearn_lr": 1e-4, "batch_size": 16},
+           "seconds": 1.0, "quantisation": {}, "cka": {}, "cka_estimator": "debiased linear",
+           "per_pair": {"unlearned": attack(u_pct), "retrain": attack(r_pct),
+                        "original": attack([100.0] * len(pairs)), "pairs": pairs},
+           "relearn": {"benign": {"unlearned": curve(u_curve), "retrain": curve(r_curve)},
+                       "targeted_pairs": {"relearned": [], "measured": []}}}
+    res["separation"] = A.separation(res)
+    return res
+
+
+def test_the_rule_for_when_a_measure_cannot_tell():
+    # the unlearned model away from looks-unseen by more than the spread, Retrain as far
+    assert A.cannot_tell(0.99, 0.96, 0.5, 0.07)
+    assert not A.cannot_tell(0.99, 0.50, 0.5, 0.07)  # Retrain looks unseen: it separates
+    assert not A.cannot_tell(0.55, 0.56, 0.5, 0.10)  # both look unseen: no verdict to doubt
+    assert not A.cannot_tell(0.50, 0.96, 0.5, 0.07)  # unlearned looks unseen (Retrain not)
+    # the AUC's spread (Hanley & McNeil) shrinks with more pairs
+    assert A.auc_se(0.8, 5, 100) > A.auc_se(0.8, 50, 100) > A.auc_se(0.8, 500, 1000) > 0
+    assert A.auc_se(0.99, 1, 100) == pytest.approx(0.0703, abs=1e-3)
+
+
+def test_an_upload_that_retrain_reads_as_a_member_too_gets_no_verdict():
+    """The issue's audit screenshot: one uploaded pair at the 99th percentile for the
+    unlearned model and the 96th for Retrain, which never saw it."""
+    res = _audited([99.0], [96.0])
+    cal = res["separation"]["per_pair"]["calibrated"]
+    assert cal["auc"]["cannot_tell"] and cal["pairs"][0]["cannot_tell"]
+    notes = A.cannot_tell_notes(res)
+    assert any("calibrated per-pair attack does not separate the unlearned model from "
+               "Retrain" in n and "no verdict" in n for n in notes), notes
+    md = A.audit_markdown(res)
+    assert md.index("What this audit cannot tell") < md.index("Per-pair attacks")
+    card = A.public_summary(res)
+    assert card["cannot_tell"]["per_pair_attack_auc"]["calibrated"] is True
+    assert "P0" not in json.dumps(card)  # figures only, never a pair
+    # Retrain at looks-unseen: the attack separates the two, and the audit says nothing more
+    res = _audited([99.0], [50.0])
+    assert not res["separation"]["per_pair"]["calibrated"]["auc"]["cannot_tell"]
+    assert A.cannot_tell_notes(res) == [] and "cannot tell" not in A.audit_markdown(res)
+
+
+def test_pairs_are_judged_one_by_one_and_relearning_by_what_came_back():
+    # five pairs: two read as members by both models, one by the unlearned model only
+    res = _audited([99.0, 95.0, 97.0, 40.0, 50.0], [98.0, 92.0, 30.0, 40.0, 45.0])
+    cal = res["separation"]["per_pair"]["calibrated"]
+    assert [p["cannot_tell"] for p in cal["pairs"]] == [True, True, False, False, False]
+    assert (cal["member_pairs"], cal["cannot_tell_pairs"]) == (3, 2)
+    assert not cal["auc"]["cannot_tell"]  # 0.76 vs 0.61, a spread of 0.13: they differ
+    assert cal["auc"]["se"] == pytest.approx(A.auc_se(0.762, 5, 100), abs=1e-3)
+    assert any("cannot tell for 2 of the 3 pair(s)" in n for n in A.cannot_tell_notes(res))
+    # relearning: 5 pairs, one pair's worth is 20 points; Retrain regains as much
+    res = _audited([50.0] * 5, [50.0] * 5, u_curve=(10.0, 40.0), r_curve=(20.0, 45.0))
+    benign = res["separation"]["relearn"]["benign"]["R@D_f"]
+    assert benign == {"unlearned": 30.0, "retrain": 25.0, "step": 20, "spread": 20.0,
+                      "cannot_tell": True}
+    assert any(n.startswith("Benign relearning does not separate the two on R@D_f")
+               for n in A.cannot_tell_notes(res))
+    # ... but not when Retrain regains less than the unlearned model by over a pair's worth
+    res = _audited([50.0] * 5, [50.0] * 5, u_curve=(10.0, 60.0), r_curve=(20.0, 25.0))
+    assert not res["separation"]["relearn"]["benign"]["R@D_f"]["cannot_tell"]
+
+
+def test_the_verdict_cannot_tell_where_retrain_reads_not_forgotten_too():
+    from mmu_core.erasure.forget_request import Evidence, verdict_cannot_tell, verdict_caveat
+
+    def ev(*rows):
+        return Evidence([{"pair_id": f"P{i}", "rank": r, "member": m}
+                         for i, (r, m) in enumerate(rows)])
+
+    after = ev((3, 0.9), (40, 0.2), (2, 0.1))
+    retrain = ev((5, 0.8), (1, 0.9), (50, 0.7))
+    assert verdict_cannot_tell(after, retrain) == {"rank": ["P0"], "member": ["P0"], "pairs": 3}
+    said = verdict_caveat(after, retrain)
+    assert "cannot tell" in said and "ranks the own text of 1 of them in the top 10 too" in said
+    assert verdict_caveat(after, ev((50, 0.1), (50, 0.1), (50, 0.1))) == ""
+
+
 def test_targeted_split_by_groups_pairs_or_nothing():
     def pairs(groups):
         return [Pair(f"{g}{i}.png", "t", g, f"{g}_{i}") for i, g in enumerate(groups)]

@@ -205,6 +205,8 @@ def audit(unlearned: Backbone, original: Backbone, retrained: Backbone | None,
             for mode, curves in out["relearn"].items()}
     out["relearn"]["targeted_pairs"] = {"relearned": [p.pair_id for p in relearned],
                                         "measured": [p.pair_id for p in held]}
+    if retrained is not None:
+        out["separation"] = separation(out)
     # this call's time plus that of the measurements it reused: the audit's whole cost
     out["seconds"] = round(time.time() - t0 + reused, 1)
     return out
@@ -229,6 +231,105 @@ def recovery(curve: list[dict], original: dict) -> dict:
     return {"original": original, "share": share}
 
 
+# ---- what a measure cannot tell ------------------------------------------------------------
+# A measure separates the unlearned model from Retrain only where it reads the two apart. Where
+# Retrain, which never saw D_f, reads as far from "looks unseen" as the unlearned model, the
+# unlearned model's figure says nothing about what it remembers: the audit says so instead of
+# reporting that figure as a verdict (docs/audit.md, "When a measure cannot tell").
+MEMBER_PERCENTILE = 90.0  # a pair above this share of never-seen pairs reads as a member
+
+
+def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUC from n_pos positives and n_neg negatives (Hanley & McNeil,
+    Radiology 1982): the measure's own spread for a request of this size."""
+    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc ** 2) + (n_neg - 1) * (q2 - auc ** 2))
+    return float(np.sqrt(max(var, 0.0) / (n_pos * n_neg)))
+
+
+def cannot_tell(unlearned: float, retrain: float, unseen: float, spread: float) -> bool:
+    """The rule, for a figure that grows away from `unseen` as a model remembers more: the
+    unlearned model reads away from looks-unseen by more than the measure's spread, and
+    Retrain reads at least as far (within that spread)."""
+    return unlearned - unseen > spread and retrain >= unlearned - spread
+
+
+def separation(result: dict) -> dict:
+    """Where each measure of an audit with Retrain cannot tell the unlearned model from it.
+
+    per-pair attacks, per pair: both models put the pair beyond the never-seen pairs'
+        MEMBER_PERCENTILE (both read it as a member); per request: `cannot_tell` on the AUC
+        (0.5 = looks unseen) with the AUC's standard error (`auc_se`) as the spread.
+    relearning (benign, targeted; R@D_f and MI): `cannot_tell` on what came back after the
+        last step (the figure there minus at k=0; 0 = nothing) with one pair's worth,
+        100 / the measured pairs, as the spread: Retrain regains as much by fine-tuning."""
+    per_pair = {}
+    for attack in ("loss", "calibrated"):
+        u, r = result["per_pair"]["unlearned"][attack], result["per_pair"]["retrain"][attack]
+        se = auc_se(u["auc"], result["n_forget_pairs"], result["n_unseen"])
+        pairs = [{"pair": pid, "unlearned": pu, "retrain": pr,
+                  "cannot_tell": bool(pu >= MEMBER_PERCENTILE and pr >= MEMBER_PERCENTILE)}
+                 for pid, pu, pr in zip(result["per_pair"]["pairs"], u["per_pair"],
+                                        r["per_pair"])]
+        per_pair[attack] = {
+            "auc": {"unlearned": u["auc"], "retrain": r["auc"], "se": round(se, 4),
+                    "cannot_tell": cannot_tell(u["auc"], r["auc"], 0.5, se)},
+            "pairs": pairs,
+            "member_pairs": sum(p["unlearned"] >= MEMBER_PERCENTILE for p in pairs),
+            "cannot_tell_pairs": sum(p["cannot_tell"] for p in pairs)}
+    relearn = {}
+    measured = {"benign": result["n_forget_pairs"],
+                "targeted": len(result["relearn"]["targeted_pairs"]["measured"])}
+    for mode in ("benign", "targeted"):
+        curves = result["relearn"].get(mode)
+        if not curves or "retrain" not in curves:
+            continue
+        spread = 100.0 / max(1, measured[mode])
+        relearn[mode] = {}
+        for key in ("R@D_f", "MI"):
+            came = {m: round(curves[m][-1][key] - curves[m][0][key], 2)
+                    for m in ("unlearned", "retrain")}
+            relearn[mode][key] = {**came, "step": curves["unlearned"][-1]["step"],
+                                  "spread": round(spread, 2),
+                                  "cannot_tell": cannot_tell(came["unlearned"], came["retrain"],
+                                                             0.0, spread)}
+    return {"member_percentile": MEMBER_PERCENTILE, "per_pair": per_pair, "relearn": relearn}
+
+
+def cannot_tell_notes(result: dict) -> list[str]:
+    """One sentence per measure that does not separate the unlearned model from Retrain for
+    this request (none without Retrain, or where every measure separates)."""
+    sep = result.get("separation")
+    if not sep:
+        return []
+    notes = []
+    for attack, name in (("calibrated", "calibrated per-pair attack"),
+                         ("loss", "loss attack")):
+        a = sep["per_pair"][attack]
+        if a["auc"]["cannot_tell"]:
+            notes.append(
+                f"The {name} does not separate the unlearned model from Retrain for this "
+                f"request: Retrain, which never saw these pairs, reads as far from \"looks "
+                f"unseen\" (AUC {a['auc']['retrain']:.2f}, unlearned {a['auc']['unlearned']:.2f},"
+                f" within the AUC's spread of {a['auc']['se']:.2f}); its AUC is no verdict here.")
+        elif a["cannot_tell_pairs"]:
+            notes.append(
+                f"The {name} cannot tell for {a['cannot_tell_pairs']} of the "
+                f"{a['member_pairs']} pair(s) the unlearned model reads as members (beyond "
+                f"the never-seen pairs' {sep['member_percentile']:.0f}th percentile): "
+                f"Retrain, which never saw them, reads them there too.")
+    for mode, keys in sep["relearn"].items():
+        for key, r in keys.items():
+            if r["cannot_tell"]:
+                notes.append(
+                    f"{mode.capitalize()} relearning does not separate the two on {key}: "
+                    f"after {r['step']} steps Retrain, which never saw D_f, regains as much "
+                    f"({r['retrain']:+.1f} points, unlearned {r['unlearned']:+.1f}; one pair's "
+                    f"worth is {r['spread']:.1f}). What came back is what this fine-tuning "
+                    f"gives any model, not a sign of what was remembered.")
+    return notes
+
+
 def _curve_row(curve: list[dict], key: str) -> str:
     return " | ".join(f"{c[key]:.1f}" for c in curve)
 
@@ -240,6 +341,10 @@ def audit_markdown(result: dict) -> str:
     free = " (reference-free: no Retrain yet)" if result.get("reference_free") else ""
     md = [f"# Audit: does the forgetting hold?{free} ({result['n_forget_pairs']} forget pairs, "
           f"{result['seconds']} s)", ""]
+    notes = cannot_tell_notes(result)
+    if notes:  # first, so that the figures below are not read as verdicts
+        md += ["## What this audit cannot tell for this request", "",
+               *[f"- {n}" for n in notes], ""]
     for mode, note in (("benign", "fine-tuned on D_r only"),
                        ("targeted", "fine-tuned on part of D_f (with D_r); measured on the "
                                     "rest of D_f")):
@@ -320,6 +425,13 @@ def public_summary(result: dict) -> dict:
             mode: {"steps": [c["step"] for c in r["share"]],
                    "R@D_f": [c["R@D_f"] for c in r["share"]], "MI": [c["MI"] for c in r["share"]]}
             for mode, r in result["recovery"].items()}
+    if "separation" in result:  # figures only: the per-pair list names the pairs
+        sep = result["separation"]
+        summary["cannot_tell"] = {
+            "per_pair_attack_auc": {a: v["auc"]["cannot_tell"]
+                                    for a, v in sep["per_pair"].items()},
+            "relearning": {mode: {k: v["cannot_tell"] for k, v in keys.items()}
+                           for mode, keys in sep["relearn"].items()}}
     return {**summary,
             "int8_quantisation": result["quantisation"],
             "per_pair_attack_auc": attacks,

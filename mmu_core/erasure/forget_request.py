@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from mmu_core.data.loaders import Pair, open_image
 from mmu_core.data.scenarios import Scenario
 from mmu_core.metrics.evaluate import RERANK_K
 from mmu_core.metrics.membership import fit_attack, pair_features
-from mmu_core.models.backbone import Backbone
+from mmu_core.models.backbone import Backbone, load_backbone
 from mmu_core.training.recipes import itc_itm_loss
 from mmu_core.unlearn.request import Request, group_ids, optimiser, sample, step, tensors
 
@@ -170,6 +171,51 @@ def verdicts(ev: Evidence) -> list[str]:
     return [VERDICTS[(r["rank"] > FORGOTTEN_RANK) + (r["member"] < 0.5)] for r in ev.rows]
 
 
+def verdict_cannot_tell(after: Evidence, retrain: Evidence) -> dict:
+    """Where the verdict's two measures cannot tell the unlearned model from Retrain: the
+    pairs whose own text the unlearned model still ranks in the top FORGOTTEN_RANK while
+    Retrain, which never saw them, does too ("rank"), and the pairs it reads as members
+    (probability >= 0.5) while Retrain does too ("member"). For those pairs that measure's
+    "not forgotten" is what a model that never learned them says as well."""
+    by_id = {r["pair_id"]: r for r in retrain.rows}
+    out = {"rank": [], "member": [], "pairs": len(after.rows)}
+    for u in after.rows:
+        r = by_id.get(u["pair_id"])
+        if r is None:
+            continue
+        if u["rank"] <= FORGOTTEN_RANK and r["rank"] <= FORGOTTEN_RANK:
+            out["rank"].append(u["pair_id"])
+        if u["member"] >= 0.5 and r["member"] >= 0.5:
+            out["member"].append(u["pair_id"])
+    return out
+
+
+def verdict_caveat(after: Evidence, retrain: Evidence) -> str:
+    """The sentence the page adds to a verdict that Retrain's evidence cannot tell apart from
+    the unlearned model's ("" when both measures separate the two for every pair)."""
+    c = verdict_cannot_tell(after, retrain)
+    parts = [f"ranks the own text of {len(c['rank'])} of them in the top {FORGOTTEN_RANK} too"
+             if c["rank"] else "",
+             f"reads {len(c['member'])} of them as members too" if c["member"] else ""]
+    parts = [p for p in parts if p]
+    if not parts:
+        return ""
+    return (f"**The verdict cannot tell for this request** (of {c['pairs']} pair(s)): "
+            f"Retrain, which never saw them, {' and '.join(parts)}; for those pairs \"not "
+            f"forgotten\" is what a model that never learned them says as well, so that "
+            f"measure does not separate the two here.")
+
+
+def upload_verdict_caveat(outcome: Outcome) -> str:
+    """`verdict_caveat` for a request of taught uploads, whose Retrain (the model before
+    teaching) is at hand: its evidence on the same pairs, with the request's seed. "" for
+    other requests (their Retrain trains in the background: Compare says it there)."""
+    if needs_retrain(outcome):
+        return ""
+    return verdict_caveat(outcome.after, evidence(outcome.shipped, outcome.scenario_data,
+                                                  outcome.forget, outcome.seed))
+
+
 @dataclass
 class Outcome:
     """Everything a forget request produced; `original` is the model the method started
@@ -197,6 +243,7 @@ class Outcome:
     # the model before the first request (its taught copy when that one taught uploads):
     # what a sequence's comparison and audit call "original"
     origin: Backbone | None = None
+    seed: int = 0  # the request's (its evidence's rank gallery and attack draw)
 
     @property
     def sequence(self) -> bool:
@@ -254,7 +301,7 @@ def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pai
     return Outcome(scenario_name, method, dict(settings or {}), list(pairs), bool(new), base,
                    model, original, data, before, after, info, request.artifacts.get("anchors", []),
                    request.artifacts.get("mvi"), seconds, [list(pairs)], extras["mvi_pairs"],
-                   [method], base)
+                   [method], base, seed)
 
 
 def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
@@ -289,13 +336,55 @@ def retrain_reference(outcome: Outcome, epochs: int | None = None, **extras):
     `extras` reach the Request (`train_log`: a callable given each epoch's JSON record)."""
     if not needs_retrain(outcome):
         return outcome.shipped, {"how": "the model before teaching (never saw the uploads)"}
-    request = Request.build(outcome.shipped, outcome.scenario_data,
-                            [p.pair_id for p in outcome.forget], outcome.scenario, **extras)
+    return _retrain(outcome.shipped, outcome.scenario_data, [p.pair_id for p in outcome.forget],
+                    outcome.scenario, epochs, **extras)
+
+
+def _retrain(original: Backbone, data: Scenario, forget_ids: list[str], scenario: str,
+             epochs: int | None, **extras):
+    request = Request.build(original, data, forget_ids, scenario, **extras)
     model, info = unlearn.run("retrain", request, **({"epochs": epochs} if epochs else {}))
     full = info.get("recipe_epochs")
     of = f" of the recipe's {full}" if full and info["epochs"] < full else ""
     rough = " (a rougher reference than the full recipe)" if of else ""
     return model, {"how": f"retrained on D_r for {info['epochs']}{of} epochs{rough}", **info}
+
+
+def retrain_task(outcome: Outcome, epochs: int):
+    """This request's Retrain as a background task (`background.Worker`: a child process at
+    the lowest priority). The child gets the data and the forget list; the parent saves the
+    model the request was made against into the job's folder first and loads the trained
+    model back: the job's result is `retrain_reference`'s (model, info)."""
+    from mmu_core.erasure.background import Task
+
+    device = outcome.shipped.device.type
+    return Task("mmu_core.erasure.forget_request:retrain_into",
+                {"data": outcome.scenario_data, "forget_ids": [p.pair_id for p in outcome.forget],
+                 "scenario": outcome.scenario, "epochs": epochs, "device": device},
+                prepare=lambda folder: outcome.shipped.save_pretrained(folder / "original"),
+                collect=lambda out: _retrained(out, device))
+
+
+def retrain_into(out, report, data: Scenario, forget_ids: list[str], scenario: str,
+                 epochs: int, device: str = "cpu") -> None:
+    """The child's side of `retrain_task`: Retrain from the saved original, each finished
+    epoch reported, the model written with save_pretrained and its info as JSON."""
+    if device == "cuda" and not torch.cuda.is_available():
+        device = "cpu"
+    original = load_backbone(str(out.parent / "original"), device)
+
+    def log(line: str) -> None:  # `training.recipes.train` logs one JSON record per epoch
+        if line.startswith("{"):
+            report({"epoch": json.loads(line)["epoch"], "epochs": epochs})
+
+    model, info = _retrain(original, data, forget_ids, scenario, epochs, train_log=log)
+    model.save_pretrained(out / "model")
+    (out / "info.json").write_text(json.dumps(info))
+
+
+def _retrained(out, device: str):
+    return (load_backbone(str(out / "model"), device),
+            json.loads((out / "info.json").read_text()))
 
 
 def comparison(outcome: Outcome, retrained: Backbone, max_pairs: int = 300, seed: int = 0) -> dict:

@@ -67,6 +67,13 @@ class SessionStore:
             gone = [self._items.pop(key)[1]] if key in self._items else []
         self._dropped(gone)
 
+    def sweep(self) -> int:
+        """Let expired results go now (each reaches `on_drop`); how many."""
+        with self._lock:
+            gone = self._sweep()
+        self._dropped(gone)
+        return len(gone)
+
     def __len__(self) -> int:
         with self._lock:
             gone = self._sweep()
