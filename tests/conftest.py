@@ -10,19 +10,21 @@ import pytest  # noqa: E402
 # The quick tier, `pytest -q -m "not slow"`: under 3 minutes on 2 CPU cores, yet every
 # package, one tiny request through each method (test_unlearn's
 # test_method_returns_a_new_model_and_forgets) and the app's API. `pytest -q` (CI) still runs
-# everything. Chosen from a full run's --durations (2026-12-04, 2 cores): the tests over
-# about 4 s, and whole files whose shared fixture alone takes longer ("*"). Listed here, by
+# everything. Chosen from a full run's --durations (2026-12-04, 2 cores; the two tests of
+# f58ed10 from a quick run's): the tests over about 4 s, and whole files whose shared
+# fixture alone takes longer ("*"). Listed here, by
 # file and test function (every parameter), so the files themselves stay as they are;
 # tests/test_structure.py checks that each name still exists.
 SLOW = {
     "test_app.py": {"test_forget_upload_teach_inspect_compare_report",
                     "test_audit_answers_without_retrain_then_shares_one_retrain",
-                    "test_sessions_are_isolated"},
+                    "test_sessions_are_isolated", "test_a_closed_page_stops_its_retrain"},
     "test_audit.py": {"test_audit_command_reads_the_forget_result",
                       "test_reference_free_audit_then_retrain_measures_only_retrain",
                       "test_requests_one_after_another",
                       "test_sequence_table_retrains_on_each_union_and_resumes"},
     "test_backbone.py": {"test_real_hub_id_path_with_a_tiny_random_checkpoint"},
+    "test_background.py": {"test_the_store_full_with_retrains_queued_stays_within_the_bound"},
     "test_bench.py": {"test_smoke_preset_writes_every_table_and_resumes",
                       "test_device_check_runs_every_step_and_reports_time_and_memory",
                       "test_audited_cells_carry_an_audit_against_the_kept_retrain"},
