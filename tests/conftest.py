@@ -12,9 +12,9 @@ import pytest  # noqa: E402
 # test_method_returns_a_new_model_and_forgets) and the app's API. `pytest -q` (CI) still runs
 # everything. Chosen from a full run's --durations (2026-12-04, 2 cores; the two tests of
 # f58ed10 from a quick run's): the tests over about 4 s, and whole files whose shared
-# fixture alone takes longer ("*"). Listed here, by
-# file and test function (every parameter), so the files themselves stay as they are;
-# tests/test_structure.py checks that each name still exists.
+# fixture alone takes longer ("*"). Listed here, by file and test function (every
+# parameter), so the files themselves stay as they are; tests/test_structure.py checks that
+# each name still exists.
 SLOW = {
     "test_app.py": {"test_forget_upload_teach_inspect_compare_report",
                     "test_audit_answers_without_retrain_then_shares_one_retrain",
