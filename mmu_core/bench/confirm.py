@@ -26,9 +26,11 @@ AXES = ("MI", "R@D_f", "R@D_test", "R@D_r")
 def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
             settings_path: str | Path = SETTINGS, eval_max_pairs: int = 300,
             retrain_epochs: int | None = None, models=None, log=print,
-            tables_only: bool = False, shard: tuple[int, int] | None = None) -> dict:
+            tables_only: bool = False, shard: tuple[int, int] | None = None,
+            sizes=None, lists=None) -> dict:
     """Run the missing confirm cells of `methods` (default: every method with a chosen
-    setting, and Retrain; every n-th cell with `shard=(i, n)`), then tabulate all cells."""
+    setting, and Retrain), `sizes` and `lists` (names such as "confirm-0"; default all;
+    every n-th cell with `shard=(i, n)`), then tabulate all cells."""
     from mmu_core.bench.unlearning import cached_cell
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import load_scenario, validation_sets
@@ -52,7 +54,10 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                     name = f"{scenario}-{size}-{vpath.stem}-{method}"
                     mine = shard is None or next(order) % shard[1] == shard[0]
                     compute = None
-                    if computing and mine and (methods is None or method in methods):
+                    wanted = ((methods is None or method in methods)
+                              and (sizes is None or size in sizes)
+                              and (lists is None or vpath.stem in lists))
+                    if computing and mine and wanted:
                         if original is None:
                             original = ((models or {}).get(scenario)
                                         or load_backbone(f"embedded:{scenario}"))
