@@ -45,8 +45,8 @@ REFERENCE_QUEUE = MAX_RESULTS
 GALLERY_SIZE = 24
 # the registry's names (`mmu_core.unlearn.names()`, a test keeps them equal), known without
 # importing torch
-METHODS = ("ours", "ours-local", "retrain", "finetune", "ga", "badt", "multidelete", "slug",
-           "adv")
+METHODS = ("ours", "ours-local", "calibrated", "retrain", "finetune", "ga", "badt",
+           "multidelete", "slug", "adv")
 LOADING = ("**Loading the models** (a few seconds): the page works already; a request made "
            "now starts as soon as they are in.")
 

@@ -62,6 +62,37 @@ def run_tune(a) -> None:
 
 
 @bench_command
+def add_confirm(sub) -> None:
+    """`bench confirm`: the tuned settings on the confirm half (issue 32)."""
+    p = sub.add_parser("confirm", help="every method's tuned setting on the confirm half of "
+                       "the validation forget sets, against their Retrains (resumable)")
+    p.add_argument("--out", default="docs/results/bench/confirm")
+    p.add_argument("--data", default=None)
+    p.add_argument("--settings", default=None,
+                   help="settings.json to confirm (default: the tuning's)")
+    p.add_argument("--scenario", action="append", choices=["privacy", "copyright"],
+                   help="default: both")
+    p.add_argument("--method", action="append", help="compute only these (retrain included)")
+    p.add_argument("--size", action="append", type=int, help="compute only these sizes")
+    p.add_argument("--list", action="append", help="compute only these lists (confirm-<k>)")
+    p.add_argument("--shard", default=None, help="i/n: compute every n-th cell only")
+    p.add_argument("--tables-only", action="store_true",
+                   help="compute nothing: tabulate the cells there are")
+    p.set_defaults(func=run_confirm)
+
+
+def run_confirm(a) -> None:
+    from mmu_core.bench.confirm import SETTINGS, confirm
+    from mmu_core.bench.unlearning import parse_shard
+
+    result = confirm(a.out, data=a.data, settings_path=a.settings or SETTINGS,
+                     scenarios=tuple(a.scenario or ("privacy", "copyright")), methods=a.method,
+                     sizes=a.size, lists=a.list, shard=parse_shard(a.shard),
+                     tables_only=a.tables_only)
+    print((Path(a.out) / "confirm.md").read_text() if result["table"] else "no cells yet")
+
+
+@bench_command
 def add_mvi(sub) -> None:
     """`bench mvi`: MVI's fit, anchors, probe and quality, timed."""
     p = sub.add_parser("mvi", help="MVI fit + anchors for a few forgetting pairs; probe "
