@@ -4,6 +4,7 @@ visitor's Retrain stops when it is replaced, when its result expires or is evict
 page-close path goes through the app: tests/test_app.py). Stand-in jobs that only sleep
 keep these tests to seconds."""
 
+import os
 import sys
 import time
 import types
@@ -48,17 +49,20 @@ def test_jobs_run_one_at_a_time_in_order_in_niced_children():
     worker = Worker(max_jobs=3)
     jobs = [worker.submit(stand_in(epochs=4)) for _ in range(3)]
     assert [j.position for j in jobs][1:] in ([1, 2], [2, 3])  # the first may not run yet
-    alive, nice, pids = 0, set(), set()
+    alive, nice, policy, pids = 0, set(), set(), set()
     while not all(j.done for j in jobs):
         kids = worker.children()
         alive = max(alive, len(kids))
         for pid in kids:
             try:
                 nice.add(psutil.Process(pid).nice())
-            except psutil.NoSuchProcess:
+                policy.add(os.sched_getscheduler(pid))
+            except (psutil.NoSuchProcess, ProcessLookupError):
                 pass
         time.sleep(0.01)
+    # the lowest priority from its first instant: nice 19 and, on Linux, SCHED_IDLE
     assert alive == 1 and nice == {19}
+    assert policy == {getattr(os, "SCHED_IDLE", None)} or not hasattr(os, "SCHED_IDLE")
     assert all(j.state == "done" and j.error is None for j in jobs)
     for j in jobs:
         pids.add(j.pid)

@@ -238,10 +238,22 @@ def _machine() -> dict:
     import psutil
     import torch
 
+    def read(path: str, prefix: str = "") -> str | None:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            return None
+        return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith(prefix)),
+                    None) if prefix else (lines[0].strip() if lines else None)
+
     return {"cpu_cores_logical": psutil.cpu_count(), "cpu_cores_physical":
             psutil.cpu_count(logical=False), "ram_gb": round(psutil.virtual_memory().total
                                                              / 2**30, 1),
-            "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "cpu": read("/proc/cpuinfo", "model name") or platform.machine(),
+            # Linux shares the CPU fairly between sessions when this is 1 (why the worker's
+            # child stays in the app's session: mmu_core/erasure/background.py)
+            "sched_autogroup": read("/proc/sys/kernel/sched_autogroup_enabled"),
+            "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "torch_cuda": torch.cuda.is_available(), "os": platform.platform()}
 
