@@ -121,6 +121,9 @@ class Engine:
         while True:
             time.sleep(every)
             self.store.sweep()
+            # forget the sessions whose result is gone (an API client may never close)
+            with self._sessions_lock:
+                self._sessions = {s: k for s, k in self._sessions.items() if k in self.store}
 
     def own(self, request: gr.Request | None, key: str | None) -> str | None:
         """Remember which page session holds result `key` (the handlers that start

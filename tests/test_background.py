@@ -224,8 +224,11 @@ def test_the_app_lets_expired_results_go_unasked(retrains, monkeypatch):
     eng = E.Engine()
     eng.store.ttl_s = 0.5
     key = eng.store.put(_entry())
-    pid = _running(retrains.shared_retrain(eng.store.get(key), 1))
+    session = eng.own(types.SimpleNamespace(session_hash="page-a"), key)
+    pid = _running(retrains.shared_retrain(eng.store.get(key), 1, owner=session))
     assert gone(pid, within=5.0)
+    time.sleep(0.5)
+    assert eng._sessions == {}  # nor is the page's session kept for it
 
 
 # ---- memory: the store full, Retrains queued ---------------------------------------------
@@ -296,3 +299,22 @@ def test_the_store_full_with_retrains_queued_stays_within_the_bound():
     assert got["peak_mb"] < APP_MEMORY_BOUND_MB
     # six results with their Retrains cost little beside the shared models and libraries
     assert got["grew_mb"] < 400, got
+
+
+def test_closing_a_page_stops_its_retrain_and_lets_its_result_go(retrains, monkeypatch):
+    """What `demo.unload` calls (the whole path through Gradio: tests/test_app.py)."""
+    from mmu_ui import engine as E
+
+    monkeypatch.setattr(E.Engine, "_load", lambda self: self.ready.set())
+    eng = E.Engine()
+    page, other = (types.SimpleNamespace(session_hash=h) for h in ("page-a", "page-b"))
+    mine, theirs = eng.store.put(_entry()), eng.store.put(_entry())
+    job = retrains.shared_retrain(eng.store.get(mine), 1, owner=eng.own(page, mine))
+    kept = retrains.shared_retrain(eng.store.get(theirs), 1, owner=eng.own(other, theirs))
+    pid = _running(job)
+    eng.close_session(page)
+    assert gone(pid, within=2.0) and mine not in eng.store and theirs in eng.store
+    with pytest.raises(Cancelled, match="page was closed"):
+        job.wait()
+    assert not kept.done  # another visitor's Retrain goes on (next in line now)
+    kept.cancel()

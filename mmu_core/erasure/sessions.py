@@ -74,6 +74,10 @@ class SessionStore:
         self._dropped(gone)
         return len(gone)
 
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._items
+
     def __len__(self) -> int:
         with self._lock:
             gone = self._sweep()
