@@ -3,8 +3,9 @@
 
 Why a child process, not a thread: torch's intra-op thread pool belongs to the process, so
 a niced thread still runs its matrix products on pool threads at the app's priority and
-takes both cores from visitors' requests. A child at nice 19 gets the CPU only when the
-app leaves it idle, and cancelling it is a kill: nothing keeps running for nobody. Why
+takes both cores from visitors' requests. A child at nice 19 under SCHED_IDLE, in the
+app's own session (`_lower`, `Worker._run`), gets the CPU only when the app leaves it
+idle, and cancelling it is a kill: nothing keeps running for nobody. Why
 `python -m` rather than multiprocessing's spawn: the child imports only what its task
 needs (not the app's page and gradio), and its stdout is the progress channel.
 
@@ -223,7 +224,7 @@ class Worker:
                 # not a session of its own: Linux's autogroup scheduler shares the CPU
                 # fairly between sessions whatever their nice value, so a child in its own
                 # session takes a whole core from the app (measured: the app's requests
-                # then ran on one core). In the app's session, nice 19 yields to it.
+                # then ran on one core). In the app's session, `_lower` makes it yield.
                 job._proc = subprocess.Popen(
                     [sys.executable, "-m", "mmu_core.erasure.background", str(folder)],
                     stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT,
