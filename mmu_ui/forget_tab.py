@@ -52,7 +52,16 @@ def _status(out: forget_request.Outcome) -> str:
             f"{a.mean('member'):.3f}; mean rank of the own text {b.mean('rank'):.0f} → "
             f"{a.mean('rank'):.0f} of {b.rows[0]['of']}.{_left(out, labels)}"
             f"{_collateral(out)} Open **Inspect** for what changed around them, **Compare** "
-            f"for Retrain.")
+            f"for Retrain.{_caveat(out)}")
+
+
+def _caveat(out: forget_request.Outcome) -> str:
+    """Taught uploads: where Retrain (the model before teaching) reads the pairs the same
+    way, the verdict cannot tell the two apart (issue 33); "" when there is nothing to say."""
+    from mmu_core.erasure.forget_request import upload_verdict_caveat  # loaded by then
+
+    note = upload_verdict_caveat(out) if out.taught else ""
+    return f" {note}" if note else ""
 
 
 def _left(out: forget_request.Outcome, labels: list[str]) -> str:

@@ -81,7 +81,7 @@ def test_the_command_surface_is_all_there():
     assert top == {"data", "train", "evaluate", "compare", "train-generators", "anchors",
                    "forget", "audit", "export", "verify", "bench", "table"}
     bench = {c[1] for c in COMMANDS if len(c) == 2 and c[0] == "bench"}
-    assert bench == {"tune", "mvi", "unlearning", "app", "audit", "sequence", "generation",
+    assert bench == {"tune", "confirm", "mvi", "unlearning", "app", "audit", "sequence", "generation",
                      "device"}
 
 

@@ -173,17 +173,28 @@ def run_unlearning(a) -> None:
 def add_app(sub) -> None:
     """`bench app`: the app's start and requests through its API, timed."""
     p = sub.add_parser("app", help="the app: start to first interactive page, and forget "
-                       "requests of one pair end to end through its API")
+                       "requests of one pair end to end through its API; with --visitors, "
+                       "the app under load")
     p.add_argument("--requests", type=int, default=3)
-    p.add_argument("--method", default="ours")
+    p.add_argument("--method", default=None,
+                   help="default: ours (multidelete with --visitors)")
+    p.add_argument("--visitors", type=int, default=None,
+                   help="N concurrent visitors through forget, the reference-free audit and "
+                        "Compare (which queues their Retrains): latency, CPU, peak memory")
+    p.add_argument("--retrain-epochs", type=int, default=80,
+                   help="--visitors: the queued Retrains' epochs (the recipe's: 80)")
     p.add_argument("--out", default=None)
     p.set_defaults(func=run_app)
 
 
 def run_app(a) -> None:
-    from mmu_core.bench.app import app_benchmark
+    from mmu_core.bench.app import app_benchmark, load_benchmark
 
-    result = app_benchmark(requests=a.requests, method=a.method)
+    if a.visitors:
+        result = load_benchmark(a.visitors, None, method=a.method or "multidelete",
+                                epochs=a.retrain_epochs)
+    else:
+        result = app_benchmark(requests=a.requests, method=a.method or "ours")
     write_json(result, a.out)
     print(json.dumps(result, indent=1))
 
