@@ -111,9 +111,12 @@ def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, t
     settings.write_text(json.dumps({"settings": {
         "privacy": {"5": {"ga": {"steps": 1, "lr": 1e-4},
                           "calibrated": {"max_steps": 2, "check_every": 1}}}}}))
-    out = confirm(tmp_path / "confirm", data=tiny_world, settings_path=settings,
-                  scenarios=("privacy",), retrain_epochs=1, eval_max_pairs=40,
-                  log=lambda *_: None, models={"privacy": tiny_backbone})
+    kw = dict(data=tiny_world, settings_path=settings, scenarios=("privacy",),
+              retrain_epochs=1, eval_max_pairs=40, log=lambda *_: None,
+              models={"privacy": tiny_backbone})
+    none = confirm(tmp_path / "confirm", lists=["confirm-9"], **kw)  # no such list
+    assert none["table"] == {}
+    out = confirm(tmp_path / "confirm", lists=["confirm-0"], sizes=[5], **kw)
     assert lists and all(p.name.startswith("confirm-") for p in lists)
     assert set(out["table"]) == {"privacy-5-ga", "privacy-5-calibrated"}
     row = out["table"]["privacy-5-calibrated"]

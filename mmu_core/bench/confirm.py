@@ -44,10 +44,10 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
         computing = scenario in scenarios and not tables_only
         view = load_scenario(root, scenario).validation_view() if computing else None
         original = None
-        for size, lists in validation_sets(root, scenario, "confirm").items():
+        for size, paths in validation_sets(root, scenario, "confirm").items():
             by_method = chosen.get(scenario, {}).get(str(size), {})
             names = list(by_method)
-            for vpath in lists:
+            for vpath in paths:
                 cells = {}
                 for method in ["retrain", *names]:
                     settings = {} if method == "retrain" else by_method[method]
