@@ -130,9 +130,11 @@ def confirm_markdown(result: dict) -> str:
         m, s = ms
         return "n/a" if m != m else (f"{m:+.1f} ± {s:.1f}" if signed else f"{m:.2f} ± {s:.2f}")
 
-    keyed = sorted(result["table"].items(),
-                   key=lambda kv: (kv[0].rsplit("-", 1)[0], kv[1]["four_axis"][0]))
-    for key, row in keyed:
+    def order(kv):  # by setting, then by the four-axis figure
+        scenario, size, _ = kv[0].split("-", 2)
+        return scenario, int(size), kv[1]["four_axis"][0]
+
+    for key, row in sorted(result["table"].items(), key=order):
         scenario, size, method = key.split("-", 2)
         sg = row["signed"]
         md.append(f"| {scenario} {size} | {method} | {row['lists']} | {f(row['four_axis'])} | "

@@ -60,11 +60,13 @@ SCENARIOS = ("privacy", "copyright")
 
 def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
          grids: dict = GRIDS, eval_max_pairs: int = 300, retrain_epochs: int | None = None,
-         models=None, log=print, tables_only: bool = False) -> dict:
+         models=None, log=print, tables_only: bool = False,
+         sizes=None) -> dict:
     """Run the missing validation cells of `scenarios`, then tabulate every scenario's
     cells and choose each method's settings per validated size. `models` maps a scenario
     to its original (default: the embedded one); `retrain_epochs` shortens Retrain (tests
-    only: the protocol uses the recipe's). With `tables_only`, compute nothing.
+    only: the protocol uses the recipe's). With `tables_only`, compute nothing; with
+    `sizes`, compute only those sizes' cells.
 
     A method's settings for a scenario are chosen only once every one of its cells there
     exists (its choice reads nothing else); settings.json holds the choices made so far
@@ -100,7 +102,8 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                         return validation_cell(original, view, scenario, size, vpath, method,
                                                settings, name, eval_max_pairs, retrain_epochs)
 
-                    wanted = computing and method in run_methods | {"retrain"}
+                    wanted = (computing and method in run_methods | {"retrain"}
+                              and (sizes is None or size in sizes))
                     result = cached_cell(out, name, compute if wanted else None)
                     if result is not None and result["settings"] != settings:
                         # cells are named by their place in the grid: a changed grid

@@ -48,6 +48,7 @@ def add_tune(sub) -> None:
     p.add_argument("--scenario", action="append", choices=["privacy", "copyright"],
                    help="default: both")
     p.add_argument("--method", action="append", help="default: every tuned method")
+    p.add_argument("--size", action="append", type=int, help="compute only these sizes")
     p.add_argument("--tables-only", action="store_true",
                    help="compute nothing: tabulate the cells there are")
     p.set_defaults(func=run_tune)
@@ -57,7 +58,7 @@ def run_tune(a) -> None:
     from mmu_core.bench.tuning import tune
 
     result = tune(a.out, data=a.data, scenarios=tuple(a.scenario or ("privacy", "copyright")),
-                  methods=a.method, tables_only=a.tables_only)
+                  methods=a.method, tables_only=a.tables_only, sizes=a.size)
     print(json.dumps(result["settings"], indent=1))
 
 
