@@ -189,7 +189,8 @@ def add_app(sub) -> None:
 
 
 def run_app(a) -> None:
-    from mmu_core.bench.app import app_benchmark, load_benchmark
+    from mmu_core.bench.app import app_benchmark
+    from mmu_ui.load_benchmark import load_benchmark
 
     if a.visitors:
         result = load_benchmark(a.visitors, None, method=a.method or "multidelete",
