@@ -40,6 +40,7 @@ SLOW = {
     "test_mvi.py": {"test_real_hub_ids_with_tiny_random_checkpoints"},
     "test_mvi_embedded.py": {"*"},
     "test_real_preset.py": {"*"},
+    "test_real_size.py": {"*"},
     "test_tuning.py": {"test_tuning_never_reads_test_data_or_reported_forget_sets"},
     "test_unlearn.py": {"test_forget_command_saves_a_loadable_model",
                         "test_no_method_reads_test_data",

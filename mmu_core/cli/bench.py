@@ -330,3 +330,30 @@ def run_device(a) -> None:
         s["step"] for s in r["steps"] if not s["ok"])))
     if not r["all_ok"]:
         raise SystemExit(1)
+
+
+@bench_command
+def add_cost(sub) -> None:
+    """`bench cost`: what a request costs at the real model's size, and how it grows."""
+    p = sub.add_parser("cost", help="seconds and memory per method at 1/5/50/500 forget "
+                       "pairs, MVI, Inspect and the audit, at the embedded size (measured) and "
+                       "at BLIP-base size (counted work x measured unit costs; resumable)")
+    p.add_argument("--out", default="docs/results/bench/cost")
+    p.add_argument("--part", action="append",
+                   choices=["units", "scan", "extras", "check"],
+                   help="only these parts (default: all; each cell is kept on disk)")
+    p.add_argument("--method", action="append", help="scan only these methods")
+    p.add_argument("--size", action="append", type=int, help="scan only these sizes")
+    p.add_argument("--tables-only", action="store_true", help="compute nothing: tabulate")
+    p.set_defaults(func=run_cost)
+
+
+def run_cost(a) -> None:
+    from mmu_core.bench.cost import SIZES, cost, tables
+
+    if a.tables_only:
+        tables(a.out)
+    else:
+        cost(a.out, parts=tuple(a.part or ("units", "scan", "extras", "check")),
+             methods=a.method, sizes=tuple(a.size or SIZES))
+    print((Path(a.out) / "cost.md").read_text())

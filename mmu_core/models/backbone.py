@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mmu_core.models import real_size
 from mmu_core.models.building import serialised
 
 EXTRAS_FILE = "mmu_extras.safetensors"
@@ -36,6 +37,9 @@ EMBEDDED = {
 REAL_IDS = ("Salesforce/blip-itm-base-coco", "Salesforce/blip-itm-large-coco",
             "Salesforce/blip-itm-base-flickr", "Salesforce/blip-itm-large-flickr")
 NUM_VE_LABELS = 3
+# backbones above this many parameters recompute their layers in the backward pass
+# (`Backbone.checkpoint_layers`): every real BLIP; never the embedded default (about 1M)
+CHECKPOINT_ABOVE = 20_000_000
 
 
 class UnknownModelError(ValueError):
@@ -52,6 +56,31 @@ class Backbone(nn.Module):
         hidden = model.config.text_config.hidden_size
         self.ve_head = nn.Linear(hidden, NUM_VE_LABELS)  # 3-way VE on the fused CLS
         self.max_text_len = 32
+        self.checkpointing = False
+
+    # ---- memory -------------------------------------------------------------------------
+    def checkpoint_layers(self) -> "Backbone":
+        """Keep only each encoder layer's input in a gradient step and recompute the rest in
+        the backward pass (BLIP's own `vit_grad_ckpt` for fine-tuning). At BLIP-base size a
+        step of 32 pairs otherwise needs more than 24 GB (measured: killed on a 24 GB
+        machine; docs/results/bench/cost); it costs about a third more compute. transformers
+        checkpoints a layer only while it is in training mode, and the methods edit in eval
+        mode (no dropout): the layers themselves are kept in training mode (`train`), their
+        dropouts and everything else follow the model's mode."""
+        self.model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.checkpointing = True
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Backbone":
+        super().train(mode)
+        if self.checkpointing:
+            from transformers.modeling_layers import GradientCheckpointingLayer
+
+            for m in self.model.modules():
+                if isinstance(m, GradientCheckpointingLayer):
+                    m.training = True  # the layer's flag only: its children keep `mode`
+        return self
 
     # ---- inputs -------------------------------------------------------------------------
     @property
@@ -197,7 +226,8 @@ def check_hub_id(name: str, marker: str = "config.json", kind: str = "model id")
 @serialised
 def load_backbone(name: str = "embedded", device: str | torch.device = "cpu") -> Backbone:
     """One factory for every source: an embedded name ("embedded", "embedded:privacy",
-    "embedded:copyright", "embedded:pretrained"), a local folder written by
+    "embedded:copyright", "embedded:pretrained"), a real-size stand-in with random weights
+    ("real-size:blip-itm-base", models/real_size.py), a local folder written by
     `save_pretrained`, or a Hugging Face id such as "Salesforce/blip-itm-base-coco"
     (downloaded, or read from the local cache when offline)."""
     if not isinstance(name, str) or not name.strip():
@@ -213,6 +243,8 @@ def load_backbone(name: str = "embedded", device: str | torch.device = "cpu") ->
         if not (Path(name) / "config.json").is_file():
             raise UnknownModelError(f"{name}: folder has no config.json (not a saved model)")
         bb = _from_folder_or_hub(name)
+    elif name.startswith(real_size.PREFIX):
+        bb = real_size.build(name, "backbone")
     elif name.startswith("embedded"):
         raise UnknownModelError(f"unknown embedded model {name!r}; choose from "
                                 f"{sorted(EMBEDDED)}")
@@ -225,4 +257,6 @@ def load_backbone(name: str = "embedded", device: str | torch.device = "cpu") ->
                 f"unknown model id {name!r}: not an embedded name ({', '.join(sorted(EMBEDDED))}),"
                 f" not a local folder, and not loadable from the Hugging Face hub or its cache "
                 f"({str(err).splitlines()[0]})") from None
+    if sum(p.numel() for p in bb.parameters()) > CHECKPOINT_ABOVE:
+        bb.checkpoint_layers()
     return bb.to(device).eval()

@@ -1,10 +1,12 @@
 """One factory per generator: an embedded name, a local folder, or a Hugging Face id
-(real: `Salesforce/blip2-opt-2.7b`; an SD 1.5 / 2.1 id)."""
+(real: `Salesforce/blip2-opt-2.7b`; an SD 1.5 / 2.1 id), or a real-size stand-in
+(`real-size:blip2-opt-2.7b`, `real-size:sd-1.5`: models/real_size.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from mmu_core.models import real_size
 from mmu_core.models.backbone import ASSETS, UnknownModelError, check_hub_id
 from mmu_core.models.building import serialised
 
@@ -32,6 +34,10 @@ def load_captioner(name: str = EMBEDDED_CAPTIONER, device: str = "cpu"):
 
     from mmu_core.models.captioner import Captioner
 
+    if isinstance(name, str) and name.startswith(real_size.PREFIX):
+        cap = real_size.build(name, "image-to-text model")
+        cap.model.to(device)
+        return cap
     ref = _resolve(name, "blip2-embedded", "image-to-text model")
     try:
         model = Blip2ForConditionalGeneration.from_pretrained(ref)
@@ -49,6 +55,10 @@ def load_painter(name: str = EMBEDDED_PAINTER, device: str = "cpu"):
 
     from mmu_core.models.painter import Painter
 
+    if isinstance(name, str) and name.startswith(real_size.PREFIX):
+        painter = real_size.build(name, "text-to-image model")
+        painter.pipe.to(device)
+        return painter
     ref = _resolve(name, "sd-embedded", "text-to-image model", marker="model_index.json")
     try:
         pipe = StableDiffusionPipeline.from_pretrained(ref, safety_checker=None,
