@@ -163,10 +163,11 @@ def run_unlearning(a) -> None:
         from mmu_core.data.generate import default_world
 
         preset = dry_run(preset, a.data or default_world())
-    if a.method:
-        preset = replace(preset, methods=tuple(a.method))
-    run_preset(a.preset + ("-dry-run" if a.dry_run else ""), a.out, data=a.data,
-               tables_only=a.tables_only, shard=parse_shard(a.shard), preset=preset)
+    name = a.preset + ("-dry-run" if a.dry_run else "")
+    run_preset(name, a.out, data=a.data, tables_only=a.tables_only, shard=parse_shard(a.shard),
+               preset=replace(preset, methods=tuple(a.method)) if a.method else preset)
+    if a.method:  # --method limits what is computed; the tables cover the whole preset
+        run_preset(name, a.out, data=a.data, tables_only=True, preset=preset)
     print((Path(a.out) / "tables.md").read_text())
 
 
