@@ -218,4 +218,19 @@ class Engine:
                 f"and coloured-shape scenes. MVI's generators: image-to-text "
                 f"**{CAPTIONER_ID}**, text-to-image **{PAINTER_ID}** (embedded: a small BLIP-2 "
                 f"and a small Stable Diffusion of the real classes)."
-                + ("" if has_gpu() else " Real checkpoints are offered when a GPU is present."))
+                + ("" if has_gpu() else " Real checkpoints are offered when a GPU is present.")
+                + self.request_cost())
+
+    def request_cost(self, method: str = "ours") -> str:
+        """What a one-person request costs with the model actually loaded, on this device,
+        from the committed cost benchmark (docs/results/bench/cost), or that no figure
+        exists for a model of its size."""
+        from mmu_core.bench.cost import expected_seconds
+
+        got = expected_seconds(method, self._model("privacy"), has_gpu())
+        if got is None:
+            return (f" No measured cost for a one-person request with this model on this "
+                    f"device (`bench cost` holds the embedded default on a CPU and BLIP-base).")
+        seconds, basis = got
+        took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+        return f" A one-person request with **{method}** takes about {took} ({basis})."

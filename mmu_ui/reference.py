@@ -70,7 +70,30 @@ def benchmark_seconds_per_epoch(scenario: str, path: Path = CELLS) -> float | No
     return statistics.mean(u["seconds"] / u["epochs"] for u in runs)
 
 
+def seconds_per_epoch(outcome) -> tuple[float | None, str]:
+    """(seconds per Retrain epoch, what the figure stands on) for the model this request
+    was made against, on its device: the benchmark's Retrain runs for the embedded default;
+    for a BLIP-base-sized model the cost benchmark's figure (privacy), scaled by the
+    embedded ratio of this scenario's epoch to privacy's; none for other sizes."""
+    from mmu_core.bench.cost import expected_seconds, size_class
+
+    model = outcome.shipped
+    gpu = next(model.parameters()).device.type == "cuda"
+    here = benchmark_seconds_per_epoch(outcome.scenario)
+    if size_class(model) == "embedded":
+        return here, ("by the benchmark's Retrain runs on a 2-core CPU (faster on a GPU; "
+                      "longer while visitors' requests run, which go first)")
+    got = expected_seconds("retrain-epoch", model, gpu)
+    if got is None:
+        return None, ""
+    privacy = benchmark_seconds_per_epoch("privacy")
+    scale = here / privacy if here and privacy else 1.0
+    return got[0] * scale, f"{got[1]}, for a model of this size"
+
+
 def _minutes(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} h"
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
@@ -85,7 +108,7 @@ class SharedRetrain:
 
         self.trains = needs_retrain(outcome)  # else: the model before teaching, at once
         self.epochs = epochs
-        per_epoch = benchmark_seconds_per_epoch(outcome.scenario)
+        per_epoch, self.basis = seconds_per_epoch(outcome)
         self.estimate_s = None if per_epoch is None else per_epoch * self.epochs
         self.job = None
         if self.trains:
@@ -118,8 +141,7 @@ class SharedRetrain:
             return "Retrain reference: the model before teaching (never saw the uploads)."
         n = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
         ahead = self.job.worker.ahead(self.job)
-        basis = ("by the benchmark's Retrain runs on a 2-core CPU (faster on a GPU; longer "
-                 "while visitors' requests run, which go first)")
+        basis = self.basis
         if not ahead:
             guess = "" if self.estimate_s is None else f", about {_minutes(self.estimate_s)} {basis}"
             return f"Retrain ({n}) is training in the background{guess}."

@@ -33,6 +33,7 @@ from mmu_core.bench.work import (backbone_units, counting_work, generator_units,
 from mmu_core.metrics.provenance import provenance
 
 SIZES = (1, 5, 50, 500)
+BACKBONE_KINDS = ("vision", "text", "fused", "pixels")
 CONFIRM_SETTINGS = (Path(__file__).resolve().parents[2] / "docs" / "results" / "bench"
                     / "confirm" / "settings.json")
 # no GPU has been lent: a GPU figure is the units' FLOPs at this achieved rate, plus the
@@ -293,7 +294,7 @@ CHECKED = ("finetune", "multidelete", "ours", "calibrated", "retrain", "mvi")
 
 
 def real_size_check(methods=CHECKED, sizes=("embedded", "real-size"),
-                    log=print) -> list[dict]:
+                    log=print, path: Path | None = None) -> list[dict]:
     """Each method at BLIP-base size on one person (reduced scenario, short settings), and
     "mvi": a 2-step MVI fit on 4 pairs and one anchor (2 diffusion steps) with the
     real-size generators: measured seconds and memory, and the counted work. The same runs
@@ -309,12 +310,16 @@ def real_size_check(methods=CHECKED, sizes=("embedded", "real-size"),
     root = default_world()
     ids = forget_ids(root, 5)
     sc = reduced(load_scenario(root, "privacy"), ids)
-    rows = []
+    # each row is kept on disk as it comes (`path`): a run that fails later loses nothing
+    rows = (_load(path) or {}).get("rows", []) if path else []
+    done = {(r["method"], r["size"]) for r in rows}
 
     def record(row, **fields):
         row.pop("result", None)
         row.update(fields)
         rows.append(row)
+        if path:
+            _save(path, {"rows": rows, "provenance": provenance({"bench": "cost check"})})
         log({k: row[k] for k in ("method", "size", "seconds", "extra_mb", "peak_mb")})
 
     for size in sizes:
@@ -324,15 +329,16 @@ def real_size_check(methods=CHECKED, sizes=("embedded", "real-size"),
         # Retrain starts from the pretrained model: at real size, another stand-in
         extras = {"pretrained": load_backbone(name)} if real else {}
         for m in methods:
-            if m == "mvi":
+            if m == "mvi" or (m, size) in done:
                 continue
             request = Request.build(bb, sc, ids, "privacy", **extras)
             record(measured(lambda: METHODS[m](request, **SHORT[m])[1]), method=m, size=size,
                    settings=SHORT[m])
         del bb, extras
-        if "mvi" in methods:
+        if "mvi" in methods and ("anchor", size) not in done:
             for row, m in zip(mvi_check(sc, ids, real), ("mvi-fit", "anchor")):
-                record(row, method=m, size=size)
+                if (m, size) not in done:
+                    record(row, method=m, size=size)
     return rows
 
 
@@ -402,9 +408,8 @@ def cost(out: str | Path, parts=("scan", "extras", "units", "check"), methods=No
         _save(out / "extras.json", {**extras_cells(),
                                     "provenance": provenance({"bench": "cost extras"})})
         log("extras")
-    if "check" in parts and not (out / "check.json").is_file():
-        _save(out / "check.json", {"rows": real_size_check(log=log),
-                                   "provenance": provenance({"bench": "cost check"})})
+    if "check" in parts:
+        real_size_check(log=log, path=out / "check.json")
     return tables(out)
 
 
@@ -503,12 +508,20 @@ def tables(out: str | Path) -> dict:
     check = _load(out / "check.json")
     if check and units:
         emb = {r["method"]: r for r in check["rows"] if r["size"] == "embedded"}
-        summary["check"] = [
-            {"method": r["method"], "measured_s": r["seconds"],
-             "predicted_s": real_seconds(emb[r["method"]], units["embedded"],
-                                         units["cpu-fp32"])["seconds"],
-             "peak_mb": r["peak_mb"], "extra_mb": r["extra_mb"]}
-            for r in check["rows"] if r["size"] == "real-size" and r["method"] in emb]
+        # the checked methods ran the real-size backbone with the embedded generators (ours'
+        # anchors); the MVI rows, the real-size generators
+        backbone_only = {**units["cpu-fp32"], **{k: v for k, v in units["embedded"].items()
+                                                 if k.split("/")[0] not in BACKBONE_KINDS}}
+        summary["check"] = []
+        for r in check["rows"]:
+            if r["size"] != "real-size" or r["method"] not in emb:
+                continue
+            priced = units["cpu-fp32"] if r["method"] in ("mvi-fit", "anchor") else backbone_only
+            predicted = real_seconds(emb[r["method"]], units["embedded"], priced)["seconds"]
+            summary["check"].append({
+                "method": r["method"], "measured_s": r["seconds"], "predicted_s": predicted,
+                "predicted_over_measured": round(predicted / r["seconds"], 2),
+                "peak_mb": r["peak_mb"], "extra_mb": r["extra_mb"]})
     summary["provenance"] = provenance({"bench": "cost tables"})
     _save(out / "cost.json", summary)
     (out / "cost.md").write_text(markdown(summary, units))
@@ -567,9 +580,11 @@ def markdown(s: dict, units: dict) -> str:
                "One person, reduced scenario (`reduced`), short settings (`SHORT`): "
                "predicted from the same run on the embedded model, as every real-size "
                "figure above is.", "",
-               "| method | measured s | predicted s | peak MB |", "|---|---|---|---|"]
+               "| run | measured s | predicted s | predicted / measured | +MB (malloc) | "
+               "peak resident MB |", "|---|---|---|---|---|---|"]
         for r in s["check"]:
             md.append(f"| {r['method']} | {r['measured_s']:.1f} | {r['predicted_s']:.1f} | "
+                      f"{r['predicted_over_measured']} | {r['extra_mb']:.0f} | "
                       f"{r['peak_mb']:.0f} |")
     return "\n".join(md) + "\n"
 

@@ -67,8 +67,13 @@ class Backbone(nn.Module):
         checkpoints a layer only while it is in training mode, and the methods edit in eval
         mode (no dropout): the layers themselves are kept in training mode (`train`), their
         dropouts and everything else follow the model's mode."""
-        self.model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model.activation_checkpointing_enable({"use_reentrant": False})
+        # transformers then makes the input embeddings' output require grad (for reentrant
+        # checkpoints over frozen embeddings); non-reentrant ones need no such hook, and with
+        # the embeddings frozen (ours-local edits linear weights only) the text encoder's
+        # in-place position add fails on that leaf (found at real size)
+        if getattr(self.model, "_require_grads_hook", None) is not None:
+            self.model.disable_input_require_grads()
         self.checkpointing = True
         return self.train(self.training)
 

@@ -87,7 +87,9 @@ class Captioner:
             inputs = prefix.to(lm.dtype)
         else:
             bos = torch.full((prefix.shape[0], 1), cfg.bos_token_id, device=self.device)
-            inputs = torch.cat([prefix, lm.get_input_embeddings()(bos)], 1)
+            embed = lm.get_input_embeddings()(bos)
+            # the prefix (MVI's, fp32) in the LM's own dtype: a bf16 / fp16 BLIP-2 too
+            inputs = torch.cat([prefix.to(embed.dtype), embed], 1)
         att = torch.ones(inputs.shape[:2], dtype=torch.long, device=self.device)
         if generator_seed is not None:
             torch.manual_seed(generator_seed)

@@ -7,8 +7,8 @@ runs there (`python -m mmu_core bench cost`, tests/test_real_size.py).
   `BlipConfig()`'s defaults (ViT-B/16 at 384 px, a BERT-base text encoder with
   cross-attention; 224M parameters).
 - `real-size:blip2-opt-2.7b`: `Salesforce/blip2-opt-2.7b`, the smallest BLIP-2 (ViT-g/14 at
-  224 px, a 32-query Q-Former, OPT-2.7B; 3.9B parameters). Built in bf16 by default: 7.7 GB,
-  where fp32's 15.5 GB beside Stable Diffusion would not fit a 24 GB machine.
+  224 px, a 32-query Q-Former, OPT-2.7B; 3.7B parameters). Built in bf16 by default: 7.5 GB,
+  where fp32's 15 GB beside Stable Diffusion would not fit a 24 GB machine.
 - `real-size:sd-1.5`: Stable Diffusion 1.5's UNet (860M), VAE (84M) and CLIP ViT-L text
   encoder (123M) at 512 px.
 
@@ -34,6 +34,7 @@ def _random_init(cls, config, dtype: torch.dtype):
     with torch.device("meta"):
         model = cls(config)
     model = model.to_empty(device="cpu").to(dtype)
+    model.tie_weights()  # to_empty gave the tied LM head a storage of its own
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
