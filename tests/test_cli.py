@@ -82,7 +82,7 @@ def test_the_command_surface_is_all_there():
                    "forget", "audit", "export", "verify", "bench", "table"}
     bench = {c[1] for c in COMMANDS if len(c) == 2 and c[0] == "bench"}
     assert bench == {"tune", "confirm", "mvi", "unlearning", "app", "audit", "sequence", "generation",
-                     "device"}
+                     "device", "cost"}
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "(top)")
