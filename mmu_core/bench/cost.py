@@ -203,14 +203,6 @@ def extras_cells(bb=None, sc=None, root=None, captioner=None, painter=None) -> d
 
 # ---- 2. units -----------------------------------------------------------------------------
 
-def _flops(fn, b: int) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn(b)
-    return float(counter.get_total_flops())
-
-
 def units(which: str) -> dict:
     """Unit seconds (and FLOPs per sample) of "embedded", "real-size" (fp32 and bf16
     autocast) or "generators" (the real-size BLIP-2 and SD 1.5)."""
@@ -599,9 +591,12 @@ BLIP_BASE_M = 223.7  # the real-size stand-in's parameters (millions)
 def size_class(model) -> str | None:
     """"embedded" or "blip-base" by the backbone's parameter count; None for any other
     size (no figure was measured for it)."""
-    millions = sum(p.numel() for p in model.parameters()) / 1e6
-    if millions < 20:
+    from mmu_core.models.backbone import CHECKPOINT_ABOVE
+
+    count = sum(p.numel() for p in model.parameters())
+    if count <= CHECKPOINT_ABOVE:  # the one line between embedded and real sizes
         return "embedded"
+    millions = count / 1e6
     if abs(millions - BLIP_BASE_M) / BLIP_BASE_M < 0.05:
         return "blip-base"
     return None

@@ -53,8 +53,9 @@ class Settings:
     # False = Eq. 3 as printed
     saturate: bool = True
     # The stopping rule reads at most this many forgetting rows, a fixed random subset drawn
-    # once with the seed: its cost per step stays bounded as D_f grows (it read every row,
-    # 70% of the time at 500 pairs; docs/results/bench/cost). Below it, every row, as before.
+    # once with the seed: its cost per step stays bounded as D_f grows (reading every row
+    # was 51% of the predicted real-size time at 500 pairs; docs/results/bench/cost). Below
+    # it, every row, as before.
     check_rows: int = 256
 
 
