@@ -18,7 +18,7 @@ import pandas as pd
 from mmu_core.data.inputs import InputError, read_user_image
 from mmu_core.erasure.report import evidence_header, evidence_rows
 
-from mmu_ui.engine import METHODS, Engine, gpu, model_choices, user_errors
+from mmu_ui.engine import METHODS, Engine, default_method, gpu, model_choices, user_errors
 
 if TYPE_CHECKING:
     from mmu_core.erasure import forget_request
@@ -31,7 +31,7 @@ def _choice(p) -> tuple[str, str]:
 ANCHOR_METHODS = ("ours", "ours-local")  # the methods that build MVI anchors
 
 
-def _status(out: forget_request.Outcome) -> str:
+def _status(out: forget_request.Outcome, model: str | None = None) -> str:
     b, a = out.before, out.after
     taught = " (taught first: it was not in the training data)" if out.taught else ""
     steps = f", {out.info['steps']} editing steps" if "steps" in out.info else ""
@@ -51,7 +51,7 @@ def _status(out: forget_request.Outcome) -> str:
             f"{a.mean('match'):.3f}; membership probability {b.mean('member'):.3f} → "
             f"{a.mean('member'):.3f}; mean rank of the own text {b.mean('rank'):.0f} → "
             f"{a.mean('rank'):.0f} of {b.rows[0]['of']}.{_left(out, labels)}"
-            f"{_collateral(out)} Open **Inspect** for what changed around them, **Compare** "
+            f"{_collateral(out, model)} Open **Inspect** for what changed around them, **Compare** "
             f"for Retrain.{_caveat(out)}")
 
 
@@ -75,20 +75,39 @@ def _left(out: forget_request.Outcome, labels: list[str]) -> str:
     left = [f"{top} still rank their own text in the top {FORGOTTEN_RANK}"
             if top else "", f"{member} still read as members (probability >= 0.5)"
             if member else ""]
-    return (" **Not yet forgotten**: " + "; ".join(x for x in left if x) + ". Next: "
+    said = " **Not yet forgotten**: " + "; ".join(x for x in left if x) + "."
+    b = out.info.get("budget")
+    if b and b["restored"]:
+        return (f"{said} Going further would move the nearest people's own matches by "
+                f"{b['collateral_beyond']:.3f}, over the budget of {b['budget']:.3f}: untick "
+                f"\"Keep the nearest people within Retrain's reach\" to go further at "
+                f"their cost.")
+    return (said + " Next: "
             "**Forget more** with the same pairs continues from this result, or untick the tuned "
             "settings and raise the step slider, or pick another method (MultiDelete keeps "
             "the other pairs best in the benchmark; GA forgets hardest).")
 
 
-def _collateral(out: forget_request.Outcome) -> str:
-    """Locality of this request in one figure (metrics/collateral.py)."""
+def _collateral(out: forget_request.Outcome, model: str | None = None) -> str:
+    """Locality of this request in one figure (metrics/collateral.py) beside what Retrain's
+    is measured to be, and where the neighbours' budget took the edit back
+    (unlearn/budget.py)."""
+    from mmu_core.unlearn.budget import retrain_collateral
+
     c = out.info.get("collateral", {})
     if not c.get("pairs"):
         return ""
-    return (f" Collateral: the own matches of the {c['groups']} nearest other people "
+    ref, source = retrain_collateral(out.scenario, len(out.forget), model=model or "embedded")
+    said = (f" Collateral: the own matches of the {c['groups']} nearest other people "
             f"(works) moved by {c['mean_abs_itm_change']:.3f} on average (largest "
-            f"{c['max_abs_itm_change']:.3f}).")
+            f"{c['max_abs_itm_change']:.3f})"
+            + (f"; Retrain's move them by {ref:.3f} ({source})." if ref is not None else "."))
+    b = out.info.get("budget")
+    if b and b["restored"]:
+        said += (f" **Stopped at the neighbours' budget** ({b['budget']:.3f}): the full edit "
+                 f"moved them by {b['collateral_full']:.3f}, so {b['kept']:.0%} of it was "
+                 f"kept.")
+    return said
 
 
 def _settings(meth, scenario, model, n_pairs, tuned, n_steps, n_r) -> tuple[dict, str]:
@@ -106,6 +125,18 @@ def _settings(meth, scenario, model, n_pairs, tuned, n_steps, n_r) -> tuple[dict
     if meth in ANCHOR_METHODS:
         settings.update(n_images=int(n_r), n_texts=int(n_r))
     return settings, source
+
+
+def _budget(keep, meth, scenario, model, n_pairs) -> tuple[float | None, str]:
+    """(the neighbours' budget or None, the sentence that says which)."""
+    from mmu_core.unlearn.budget import default_budget
+
+    if not keep or meth == "retrain":
+        return None, "No neighbours' budget."
+    budget, source = default_budget(scenario, n_pairs, model=model or "embedded")
+    if budget is None:
+        return None, f"No neighbours' budget: {source}."
+    return budget, f"Neighbours' budget {budget:.3f}: {source}."
 
 
 def _history(out: forget_request.Outcome) -> str:
@@ -136,6 +167,7 @@ class _Controls:
     use_tuned: gr.Checkbox
     steps: gr.Slider
     n_anchor: gr.Slider
+    budget: gr.Checkbox
     score: gr.Button
     run: gr.Button
     more: gr.Button
@@ -144,7 +176,8 @@ class _Controls:
     def request(self, key: gr.State) -> list:
         """The inputs of one forget request, in `_run`'s order."""
         return [self.scenario, self.model_id, self.method, self.chosen, self.upload,
-                self.text, self.seed, self.use_tuned, self.steps, self.n_anchor, key]
+                self.text, self.seed, self.use_tuned, self.steps, self.n_anchor, self.budget,
+                key]
 
 
 def _build_controls() -> _Controls:
@@ -153,8 +186,10 @@ def _build_controls() -> _Controls:
                             info="privacy: fictitious people's profiles; copyright: scenes")
         model_id = gr.Dropdown(["embedded"], value="embedded", allow_custom_value=True,
                                label="Model", info="embedded runs on the CPU")
-        method = gr.Dropdown(list(METHODS), value="ours", label="Method",
-                             info="ours = MVI anchors + contrastive semantic editing")
+        first, why = default_method()
+        method = gr.Dropdown(list(METHODS), value=first, label="Method",
+                             info=f"first shown: {first}, {why}. ours = the paper's MVI "
+                             f"anchors + contrastive semantic editing")
     gallery = gr.Gallery(label="Training pairs (click to add to the forget set)", columns=8,
                          height=250, allow_preview=False)
     # custom values allowed: any training pair id can be named, not only the gallery's
@@ -182,13 +217,18 @@ def _build_controls() -> _Controls:
                 steps = gr.Slider(10, 240, value=80, step=10,
                                   label="ours: max editing steps (when not tuned)")
                 n_anchor = gr.Slider(1, 4, value=1, step=1, label="ours: N_R1 = N_R2")
+                budget = gr.Checkbox(True, label="Keep the nearest people within Retrain's "
+                                     "reach", info="an edit that moves the 10 nearest other "
+                                     "people's own matches by more than Retrain does (+0.05; "
+                                     "measured on the confirm lists per size) is taken back "
+                                     "toward the original, and the request says so")
             with gr.Row():
                 score = gr.Button("Score the uploaded pair", elem_id="score")
                 run = gr.Button("Forget", variant="primary", elem_id="forget")
                 more = gr.Button("Forget more (on top of this result)", elem_id="forget-more")
             teach = gr.Button("Teach it first, then forget", visible=False, elem_id="teach")
     return _Controls(scenario, model_id, method, gallery, chosen, whole, upload, preview, text,
-                     seed, use_tuned, steps, n_anchor, score, run, more, teach)
+                     seed, use_tuned, steps, n_anchor, budget, score, run, more, teach)
 
 
 @dataclass
@@ -317,8 +357,8 @@ def _anchors_text(out: forget_request.Outcome, meth: str) -> str:
         f"- *{a.text}* → " + " | ".join(a.texts) for a in out.anchors[:12])
 
 
-def _run(engine: Engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
-         teach_first, progress, more=False) -> tuple:
+def _run(engine: Engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, keep,
+         old_key, teach_first, progress, more=False) -> tuple:
     """One forget request (or, `more`, one on top of the visitor's current result), told
     as `_Results.of_request`'s outputs. An upload the model never learned is not forgotten:
     the visitor is offered to teach it first."""
@@ -328,6 +368,7 @@ def _run(engine: Engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, 
     previous = _previous(engine, old_key, name, model) if more else None
     pairs = _pairs(engine, name, model, ids, path, txt)
     settings, source = _settings(meth, name, model, len(pairs), tuned, n_steps, n_r)
+    budget, budget_source = _budget(keep, meth, name, model, len(pairs))
     bb = engine.model(name, model)
     extras = {}
     if meth in ANCHOR_METHODS:
@@ -336,11 +377,11 @@ def _run(engine: Engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, 
         if previous is not None:
             out = forget_request.forget_more(previous, pairs, meth, settings,
                                              teach_first=teach_first, seed=int(sd or 0),
-                                             **extras)
+                                             budget=budget, **extras)
         else:
             out = forget_request.forget(bb, engine.scenarios[name], name, pairs, meth,
                                         settings, teach_first=teach_first,
-                                        seed=int(sd or 0), **extras)
+                                        seed=int(sd or 0), budget=budget, **extras)
     except forget_request.NotLearnedError as err:
         scenario = forget_request.with_pairs(engine.scenarios[name], err.pairs)
         base = previous.unlearned if previous is not None else bb
@@ -355,8 +396,8 @@ def _run(engine: Engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, 
                                 "comparison": None, "audit": None})
     imgs = [(im, a.texts[0]) for a in out.anchors[:12] for im in a.images]
     df = pd.DataFrame(evidence_rows(out), columns=evidence_header())
-    used = f"\n\nSettings: `{json.dumps(settings)}`, from {source}."
-    return (new_key, _status(out) + used + _history(out), gr.update(visible=False), imgs,
+    used = f"\n\nSettings: `{json.dumps(settings)}`, from {source}. {budget_source}"
+    return (new_key, _status(out, model) + used + _history(out), gr.update(visible=False), imgs,
             _anchors_text(out, meth), df, False)
 
 
@@ -366,23 +407,23 @@ def _wire_forgetting(engine: Engine, ui: _Controls, res: _Results, key: gr.State
 
     @gpu
     @user_errors
-    def forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
+    def forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, keep, old_key,
                progress=gr.Progress(track_tqdm=True)):
-        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, keep,
                     old_key, False, progress)
 
     @gpu
     @user_errors
-    def teach_then_forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+    def teach_then_forget(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, keep,
                           old_key, cont, progress=gr.Progress(track_tqdm=True)):
-        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, keep,
                     old_key, True, progress, more=bool(cont))
 
     @gpu
     @user_errors
-    def forget_more(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, old_key,
+    def forget_more(name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, keep, old_key,
                     progress=gr.Progress(track_tqdm=True)):
-        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r,
+        return _run(engine, name, model, meth, ids, path, txt, sd, tuned, n_steps, n_r, keep,
                     old_key, False, progress, more=True)
 
     inputs, outputs = ui.request(key), res.of_request(key, ui.teach)

@@ -182,7 +182,7 @@ def load_benchmark(visitors: int = 4, out: Path | None = None, method: str = "mu
 
     def forget(client, who, ids, label):
         row = timed(client, who, f"forget {label}", "privacy", "embedded", method, ids, None,
-                    "", 0, True, 80, 1, api_name="/forget")
+                    "", 0, True, 80, 1, True, api_name="/forget")
         if f"of {len(ids)} pair(s) with `{method}`" not in row["said"]:
             raise RuntimeError(f"forget request failed: {row['said']}")
         return row

@@ -59,7 +59,7 @@ def _forget(client, path, text=TEXT, ids=(), api="/forget", method="ours", model
     from gradio_client import handle_file
 
     return client.predict("privacy", model, method, list(ids),
-                          handle_file(path) if path else None, text, 0, True, 80, 1,
+                          handle_file(path) if path else None, text, 0, True, 80, 1, True,
                           api_name=api)
 
 
@@ -278,6 +278,10 @@ def test_sessions_are_isolated(app_url, face):
     # locality per request: how far the nearest other people's own matches moved
     assert re.search(r"Collateral: the own matches of the 10 nearest other people \(works\) "
                      r"moved by \d\.\d{3}", status), status
+    # beside Retrain's measured figure, and within the budget that says where it comes from
+    assert re.search(r"Retrain's move them by \d\.\d{3} \(Retrain's mean collateral on \d+ "
+                     r"confirm list", status), status
+    assert re.search(r"Neighbours' budget \d\.\d{3}: .* \+ 0\.05", status), status
     assert a.predict("internal", api_name="/report")
     # the fresh visitor is told what to do first: nothing of theirs expired
     with pytest.raises(Exception, match="No request yet") as err:

@@ -64,7 +64,9 @@ def test_upload_teach_forget_and_inspect_in_a_browser(page, world, tmp_path):
     page.locator("#teach").click()
     status.get_by_text(re.compile(r"of 1 pair\(s\) with")).first.wait_for()
     assert "taught first" in status.inner_text()
-    page.get_by_text("R_2: anchor texts from MVI").wait_for()
+    # the first method shown is the confirm half's best (mmu_ui.engine.default_method): its
+    # anchors, or the line saying it builds none
+    page.get_by_text(re.compile("R_2: anchor texts from MVI|uses no anchors")).wait_for()
     page.screenshot(path=str(shots / "forget.png"), full_page=True)
 
     page.get_by_role("tab", name="Inspect").click()

@@ -127,7 +127,21 @@ def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, t
                        "privacy-5-confirm-0-calibrated.json").read_text())
     assert cell["unlearning"]["floor"]["calibration_pairs"] > 0  # read the pool
     assert "privacy 5 | calibrated" in (tmp_path / "confirm" / "confirm.md").read_text()
+    # a second list: its guarded forms take the budget from the first list's Retrain only
+    # (never their own list's), and the first list's from the second's
+    out = confirm(tmp_path / "confirm", lists=["confirm-1", "confirm-0"], sizes=[5],
+                  methods=["retrain", "ga", "ga+budget"], **kw)
+    cells = tmp_path / "confirm" / "cells"
+    for mine, other in (("confirm-0", "confirm-1"), ("confirm-1", "confirm-0")):
+        guarded = json.loads((cells / f"privacy-5-{mine}-ga+budget.json").read_text())
+        ref = json.loads((cells / f"privacy-5-{other}-retrain.json").read_text())
+        assert guarded["budget_read_on"] == [other] and guarded["method"] == "ga+budget"
+        assert guarded["settings"]["neighbour_budget"] == pytest.approx(
+            ref["unlearning"]["collateral"]["mean_abs_itm_change"] + 0.05, abs=1e-4)
+        assert guarded["unlearning"]["budget"]["budget"] == pytest.approx(
+            guarded["settings"]["neighbour_budget"])
+    assert out["table"]["privacy-5-ga+budget"]["lists"] == 2
     # sharded workers split the cells; tables-only computes nothing
     again = confirm(tmp_path / "confirm", data=tiny_world, settings_path=settings,
                     tables_only=True, log=lambda *_: None)
-    assert again["table"].keys() == out["table"].keys()
+    assert again["table"].keys() == out["table"].keys() >= {"privacy-5-ga+budget"}

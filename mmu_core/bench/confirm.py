@@ -46,30 +46,41 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
         original = None
         for size, paths in validation_sets(root, scenario, "confirm").items():
             by_method = chosen.get(scenario, {}).get(str(size), {})
-            names = list(by_method)
-            for vpath in paths:
-                cells = {}
-                for method in ["retrain", *names]:
-                    settings = {} if method == "retrain" else by_method[method]
-                    name = f"{scenario}-{size}-{vpath.stem}-{method}"
-                    mine = shard is None or next(order) % shard[1] == shard[0]
-                    compute = None
-                    wanted = ((methods is None or method in methods)
-                              and (sizes is None or size in sizes)
-                              and (lists is None or vpath.stem in lists))
-                    if computing and mine and wanted:
-                        if original is None:
-                            original = ((models or {}).get(scenario)
-                                        or load_backbone(f"embedded:{scenario}"))
+            names, by_list = list(by_method), {}
+            # the guarded forms after every list's Retrain: their budget reads the others'
+            passes = [["retrain", *names], [m + GUARD for m in names]]
+            for vpath, method in [(v, m) for ms in passes for v in paths for m in ms]:
+                cells = by_list.setdefault(vpath.stem, {})
+                base = method[:-len(GUARD)] if method.endswith(GUARD) else method
+                settings = {} if method == "retrain" else dict(by_method[base])
+                name = f"{scenario}-{size}-{vpath.stem}-{method}"
+                mine = shard is None or next(order) % shard[1] == shard[0]
+                compute = None
+                wanted = ((methods is None or method in methods)
+                          and (sizes is None or size in sizes)
+                          and (lists is None or vpath.stem in lists))
+                read_on = []
+                if base != method:  # guarded: the budget from the other lists' Retrains
+                    budget, read_on = others_budget(out, scenario, size, vpath.stem, paths)
+                    wanted = wanted and budget is not None
+                    settings["neighbour_budget"] = budget
+                if computing and mine and wanted:
+                    if original is None:
+                        original = ((models or {}).get(scenario)
+                                    or load_backbone(f"embedded:{scenario}"))
 
-                        def compute(method=method, settings=settings, name=name):
-                            return validation_cell(original, view, scenario, size, vpath,
-                                                   method, settings, name, eval_max_pairs,
-                                                   retrain_epochs, protocol="confirm")
-                    cells[method] = cached_cell(out, name, compute)
-                    if cells[method] is not None and compute is not None:
-                        log(f"[{time.time() - t0:7.1f} s] {name}: "
-                            f"{cells[method]['unlearning']['seconds']} s")
+                    def compute(method=method, base=base, settings=settings, name=name,
+                                read_on=read_on):
+                        cell = validation_cell(original, view, scenario, size, vpath,
+                                               base, settings, name, eval_max_pairs,
+                                               retrain_epochs, protocol="confirm")
+                        return {**cell, "method": method,
+                                **({"budget_read_on": read_on} if read_on else {})}
+                cells[method] = cached_cell(out, name, compute)
+                if cells[method] is not None and compute is not None:
+                    log(f"[{time.time() - t0:7.1f} s] {name}: "
+                        f"{cells[method]['unlearning']['seconds']} s")
+            for cells in by_list.values():
                 ref = cells.pop("retrain")
                 for method, c in cells.items():
                     if c is not None and ref is not None:
@@ -82,6 +93,58 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
     (out / "confirm.json").write_text(json.dumps(result, indent=1))
     (out / "confirm.md").write_text(confirm_markdown(result))
     return result
+
+
+RESULT = SETTINGS.parents[1] / "confirm" / "confirm.json"
+# a method's guarded form: its tuned setting within the neighbours' budget (unlearn/budget.py)
+GUARD = "+budget"
+
+
+def others_budget(out: Path, scenario: str, size: int, stem: str,
+                  paths) -> tuple[float | None, list[str]]:
+    """(the neighbours' budget of a guarded cell, the lists it was read on): the mean
+    collateral of the Retrains of the *other* confirm lists of its setting computed so far,
+    plus the allowance; never the list's own Retrain, which it is compared with. None while
+    no other list's Retrain is computed."""
+    from mmu_core.bench.unlearning import cached_cell
+    from mmu_core.unlearn.budget import ALLOWANCE
+
+    others = {p.stem: cached_cell(out, f"{scenario}-{size}-{p.stem}-retrain", None)
+              for p in paths if p.stem != stem}
+    values = {k: c["unlearning"]["collateral"]["mean_abs_itm_change"]
+              for k, c in others.items() if c is not None}
+    if not values:
+        return None, []
+    return round(statistics.mean(values.values()) + ALLOWANCE, 4), sorted(values)
+
+
+def confirmed_best(path: str | Path = RESULT, guarded: bool = False) -> tuple[str | None, str]:
+    """(the method with the lowest four-axis figure on the confirm half, the sentence that
+    says on what): the mean over settings of each setting's mean over its lists, among the
+    methods computed in every setting that has any; with `guarded`, among their guarded
+    forms (the name is given without the suffix). (None, why) without results."""
+    path = Path(path)
+    if not path.is_file():
+        return None, "no confirm results"
+    by_setting: dict[str, dict[str, float]] = {}
+    lists: dict[str, int] = {}
+    for key, row in json.loads(path.read_text())["table"].items():
+        scenario, size, method = key.split("-", 2)
+        if method.endswith(GUARD) != guarded:
+            continue
+        method = method[:-len(GUARD)] if guarded else method
+        by_setting.setdefault(f"{scenario}-{size}", {})[method] = row["four_axis"][0]
+        lists[f"{scenario}-{size}"] = max(lists.get(f"{scenario}-{size}", 0), row["lists"])
+    everywhere = set.intersection(*(set(m) for m in by_setting.values())) \
+        if by_setting else set()
+    if not everywhere:
+        return None, "no method has confirm results in every setting computed"
+    score = {m: statistics.mean(v[m] for v in by_setting.values()) for m in everywhere}
+    best = min(sorted(score), key=score.get)
+    settings = ", ".join(f"{k} ({lists[k]} lists)" for k in sorted(by_setting))
+    within = " within the neighbours' budget" if guarded else ""
+    return best, (f"the lowest four-axis figure on the confirm lists{within} "
+                  f"({score[best]:.2f}, mean over {settings}; docs/results/bench/confirm)")
 
 
 def list_figures(cell: dict, ref: dict) -> dict:

@@ -25,9 +25,33 @@ def add_forget(sub) -> None:
                    "overrides the tuned settings (docs/benchmark.md)")
     p.add_argument("--builtin-defaults", action="store_true",
                    help="start from the method's own defaults, not the tuned settings")
+    p.add_argument("--budget", default=None, metavar="retrain|X",
+                   help="keep the 10 nearest other people's (works') own matches within a "
+                   "collateral of X, or of Retrain's measured one + 0.05 ('retrain'): an edit "
+                   "that moves them further is taken back toward the original and reported "
+                   "partly forgotten (unlearn/budget.py); default: no budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-eval", action="store_true")
     p.set_defaults(func=run_forget)
+
+
+def budget_of(value: str | None, scenario: str, n_ids: int, model: str | None) -> float | None:
+    """--budget's value: None, a number, or 'retrain' (Retrain's measured collateral of the
+    nearest size + 0.05), printed with where it comes from."""
+    from mmu_core.unlearn.budget import default_budget
+
+    if value is None:
+        return None
+    if value == "retrain":
+        budget, source = default_budget(scenario, n_ids, model=model)
+        if budget is None:
+            raise SystemExit(f"--budget retrain: {source}; give a number instead")
+        print(f"neighbours' budget {budget:.3f}: {source}")
+        return budget
+    try:
+        return float(value)
+    except ValueError:
+        raise SystemExit(f"--budget takes 'retrain' or a number, not {value!r}") from None
 
 
 def run_forget(a) -> None:
@@ -58,7 +82,8 @@ def run_forget(a) -> None:
     print(f"{a.method} settings: {json.dumps(settings)}; defaults from {source}")
     base = a.model or f"embedded:{a.scenario}"
     request = Request.build(load_backbone(base), sc, ids, a.scenario, seed=a.seed)
-    model, info = run(a.method, request, **settings)
+    budget = budget_of(a.budget, a.scenario, len(set(ids)), base)
+    model, info = run(a.method, request, neighbour_budget=budget, **settings)
     out = Path(a.out)
     model.save_pretrained(out)
     # the internal record: for the requester only (it names the forgotten ids and the salt)
@@ -76,6 +101,10 @@ def run_forget(a) -> None:
           f"{moved['itm_before']:.3f} -> {moved['itm_after']:.3f}, ITC cosine "
           f"{moved['itc_before']:.3f} -> {moved['itc_after']:.3f}"
           + ("; UNTOUCHED: nothing was forgotten" if moved["untouched"] else "")
+          + (f"; PARTLY FORGOTTEN: the full edit moved the neighbours by "
+             f"{info['budget']['collateral_full']:.3f}, over the budget of "
+             f"{info['budget']['budget']:.3f}; {info['budget']['kept']:.0%} of it kept"
+             if info.get("budget", {}).get("restored") else "")
           + f"; model, card (README.md) and forget_result.json in {out}; weights SHA-256 "
           f"{card['weights_sha256']}")
 

@@ -84,7 +84,7 @@ SIZES = {
                       scenes_val=8, scenes_test=20, people_train=12, people_test=8,
                       works_train=8, privacy_forget=(5, 10), copyright_forget=(5, 10),
                       forget_seeds=(0,), small_privacy_seeds=(), privacy_val=((5, 1),),
-                      copyright_val=((5, 1),), privacy_confirm=((5, 1),),
+                      copyright_val=((5, 1),), privacy_confirm=((5, 2),),
                       copyright_confirm=((5, 1),), calib_people=4, calib_works=4),
 }
 

@@ -271,8 +271,9 @@ class Outcome:
 
 def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pair],
            method: str = "ours", settings: dict | None = None, teach_first: bool = False,
-           seed: int = 0, **extras) -> Outcome:
-    """Forget `pairs` (training pairs and/or uploads) with a registered method.
+           seed: int = 0, budget: float | None = None, **extras) -> Outcome:
+    """Forget `pairs` (training pairs and/or uploads) with a registered method, within the
+    neighbours' `budget` if one is given (unlearn/budget.py).
 
     Uploaded pairs the model never saw raise NotLearnedError unless `teach_first`: then a
     copy is taught them first and that copy is what gets unlearned."""
@@ -294,7 +295,8 @@ def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pai
     extras.setdefault("mvi_pairs", sc.train)  # what the shipped model was trained on
     request = Request.build(base, data, [p.pair_id for p in pairs], scenario_name, seed,
                             **extras)
-    model, info = unlearn.run(method, request, **(settings or {}))
+    model, info = unlearn.run(method, request, neighbour_budget=budget,
+                              **(settings or {}))
     after = evidence(model, data, pairs, seed)
     seconds["method"] = info["seconds"]
     seconds["total"] = round(seconds["teach"] + time.perf_counter() - t0, 2)
@@ -306,7 +308,7 @@ def forget(original: Backbone, sc: Scenario, scenario_name: str, pairs: list[Pai
 
 def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
                 settings: dict | None = None, teach_first: bool = False, seed: int = 0,
-                **extras) -> Outcome:
+                budget: float | None = None, **extras) -> Outcome:
     """A further request on top of `previous`: the method starts from its unlearned model,
     on the data without every pair forgotten so far. Retrain for the result is a retrain
     on the data without all of them (`retrain_reference`)."""
@@ -317,7 +319,8 @@ def forget_more(previous: Outcome, pairs: list[Pair], method: str | None = None,
                          f"e.g. {again[:2]}")
     extras.setdefault("mvi_pairs", previous.mvi_pairs)  # the same MVI fit, not a new one
     out = forget(previous.unlearned, without(previous.scenario_data, done), previous.scenario,
-                 pairs, method or previous.method, settings, teach_first, seed, **extras)
+                 pairs, method or previous.method, settings, teach_first, seed, budget,
+                 **extras)
     return dataclasses.replace(out, shipped=previous.shipped, origin=previous.origin,
                                history=previous.history + out.history,
                                methods=previous.methods + out.methods)

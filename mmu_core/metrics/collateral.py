@@ -37,17 +37,35 @@ def nearest_groups(bb, forget: list[Pair], pool: list[Pair], k: int) -> list[str
     return order
 
 
+class Neighbours:
+    """The retained pairs of the `k` groups nearest a request (chosen on `before`), with
+    their ITM match under `before`: read once, compared with any model after."""
+
+    def __init__(self, before, forget: list[Pair], retain: list[Pair],
+                 k: int = NEAREST_GROUPS):
+        self.groups = set(nearest_groups(before, forget, retain, k))
+        self.pairs = [p for p in retain if p.group in self.groups]
+        self.inputs = ([open_image(p) for p in self.pairs], [p.text for p in self.pairs])
+        self.before = before.score_pairs(*self.inputs)["itm"] if self.pairs else None
+
+    @torch.no_grad()
+    def change(self, after) -> torch.Tensor:
+        return after.score_pairs(*self.inputs)["itm"] - self.before
+
+    def moved(self, after) -> float:
+        """The collateral: mean |change| of their own matches (0 with no neighbours)."""
+        return float(self.change(after).abs().mean()) if self.pairs else 0.0
+
+
 def collateral(before, after, forget: list[Pair], retain: list[Pair],
                k: int = NEAREST_GROUPS) -> dict:
     """Mean |after - before| of the ITM match of each retained pair of the `k` groups
     nearest the request (chosen on `before`), with the signed mean and the largest."""
-    groups = set(nearest_groups(before, forget, retain, k))
-    pairs = [p for p in retain if p.group in groups]
-    if not pairs:
+    near = Neighbours(before, forget, retain, k)
+    if not near.pairs:
         return {"groups": 0, "pairs": 0}
-    images, texts = [open_image(p) for p in pairs], [p.text for p in pairs]
-    change = after.score_pairs(images, texts)["itm"] - before.score_pairs(images, texts)["itm"]
-    return {"groups": len(groups), "pairs": len(pairs),
+    change = near.change(after)
+    return {"groups": len(near.groups), "pairs": len(near.pairs),
             "mean_abs_itm_change": round(float(change.abs().mean()), 4),
             "mean_itm_change": round(float(change.mean()), 4),
             "max_abs_itm_change": round(float(change.abs().max()), 4)}

@@ -26,8 +26,10 @@ def register(name: str):
     return wrap
 
 
-def run(name: str, request: Request, **settings):
-    """(unlearned model, summary with wall time) for a registered method."""
+def run(name: str, request: Request, neighbour_budget: float | None = None, **settings):
+    """(unlearned model, summary with wall time) for a registered method. With a
+    `neighbour_budget`, an edit that moves the nearest other people's matches further is
+    taken back to it (unlearn/budget.py; Retrain, no edit of the original, is left alone)."""
     _load_all()
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
@@ -38,6 +40,13 @@ def run(name: str, request: Request, **settings):
             "grad_evals": grads.count, **info,
             "resolved_settings": resolved_settings(name, settings, info)}
     model.eval()
+    if neighbour_budget is not None and name != "retrain" and request.retain:
+        from mmu_core.unlearn.budget import within_budget
+
+        start = time.perf_counter()
+        model, info["budget"] = within_budget(request.original, model, request.forget,
+                                              request.retain, neighbour_budget)
+        info["budget"]["seconds"] = round(time.perf_counter() - start, 2)
     info["forget_scores"] = forget_movement(request.original, model, request.forget)
     if request.retain:
         from mmu_core.metrics.collateral import collateral

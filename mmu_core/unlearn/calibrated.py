@@ -131,8 +131,7 @@ def keep_pools(request: Request) -> list[tuple[list[Pair], int]]:
 def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                forget_weight: float = 1.0, forget_batch: int = 32, check_every: int = 5,
                refit_every: int = 20, budget: float = 0.1):
-    from mmu_core.data.loaders import open_image
-    from mmu_core.metrics.collateral import NEAREST_GROUPS, nearest_groups
+    from mmu_core.metrics.collateral import Neighbours
     from mmu_core.training.distributed import Shard
     from mmu_core.training.recipes import recipe_losses
 
@@ -148,10 +147,7 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
     gen = torch.Generator().manual_seed(request.seed)
     pools = keep_pools(request)
     # the neighbours' own matches, read in the loop as a budget (metrics/collateral.py)
-    near = set(nearest_groups(request.original, forget, request.retain, NEAREST_GROUPS))
-    near = [p for p in request.retain if p.group in near]
-    near_in = ([open_image(p) for p in near], [p.text for p in near])
-    near_before = request.original.score_pairs(*near_in)["itm"] if near else None
+    near = Neighbours(request.original, forget, request.retain)
     history, steps = [], 0
     for steps in range(1, max_steps + 1):
         batch = [p for pool, n in pools for p in sample(pool, n, gen)]
@@ -174,8 +170,7 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                 on_device["membership"] = floors["membership"].to(bb.device)
             now = scorer.all(bb, forget)
             gaps = {k: float((now[k] - floors[k]).mean()) for k in SCORES}
-            moved = (float((bb.score_pairs(*near_in)["itm"] - near_before).abs().mean())
-                     if near else 0.0)
+            moved = near.moved(bb)
             bb.train()
             history.append({"step": steps, **{f"gap_{k}": round(v, 4) for k, v in gaps.items()},
                             "collateral": round(moved, 4)})
