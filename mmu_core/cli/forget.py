@@ -101,9 +101,10 @@ def run_forget(a) -> None:
           f"{moved['itm_before']:.3f} -> {moved['itm_after']:.3f}, ITC cosine "
           f"{moved['itc_before']:.3f} -> {moved['itc_after']:.3f}"
           + ("; UNTOUCHED: nothing was forgotten" if moved["untouched"] else "")
-          + (f"; PARTLY FORGOTTEN: the full edit moved the neighbours by "
+          + (f"; STOPPED AT THE NEIGHBOURS' BUDGET: the full edit moved them by "
              f"{info['budget']['collateral_full']:.3f}, over the budget of "
-             f"{info['budget']['budget']:.3f}; {info['budget']['kept']:.0%} of it kept"
+             f"{info['budget']['budget']:.3f}; {info['budget']['kept']:.0%} of it kept "
+             f"(going further would move them by {info['budget']['collateral_beyond']:.3f})"
              if info.get("budget", {}).get("restored") else "")
           + f"; model, card (README.md) and forget_result.json in {out}; weights SHA-256 "
           f"{card['weights_sha256']}")
