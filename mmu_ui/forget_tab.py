@@ -131,8 +131,10 @@ def _budget(keep, meth, scenario, model, n_pairs) -> tuple[float | None, str]:
     """(the neighbours' budget or None, the sentence that says which)."""
     from mmu_core.unlearn.budget import default_budget
 
-    if not keep or meth == "retrain":
-        return None, "No neighbours' budget."
+    if meth == "retrain":
+        return None, "Retrain is no edit of this model: it has no neighbours' budget."
+    if not keep:
+        return None, "No neighbours' budget (unticked)."
     budget, source = default_budget(scenario, n_pairs, model=model or "embedded")
     if budget is None:
         return None, f"No neighbours' budget: {source}."

@@ -113,3 +113,26 @@ def test_forget_commands_budget_flag():
         budget_of("lots", "privacy", 5, "embedded:privacy")
     with pytest.raises(SystemExit, match="give a number instead"):
         budget_of("retrain", "privacy", 5, "Salesforce/blip-itm-base-coco")
+
+
+def test_the_forget_status_says_where_the_budget_stopped_the_edit():
+    from types import SimpleNamespace
+
+    from mmu_ui.forget_tab import _collateral, _left
+
+    info = {"collateral": {"groups": 10, "pairs": 50, "mean_abs_itm_change": 0.12,
+                           "max_abs_itm_change": 0.4},
+            "budget": {"budget": 0.149, "collateral_full": 0.8, "kept": 0.25,
+                       "restored": True, "collateral_kept": 0.12, "collateral_beyond": 0.2}}
+    rows = [{"rank": 3, "member": 0.2}] * 5
+    out = SimpleNamespace(info=info, scenario="privacy", forget=[None] * 5,
+                          after=SimpleNamespace(rows=rows))
+    said = _collateral(out)
+    assert "Stopped at the neighbours' budget** (0.149)" in said and "25% of it" in said
+    ref, _ = retrain_collateral("privacy", 5)
+    assert f"Retrain's move them by {ref:.3f}" in said
+    left = _left(out, ["partly forgotten"] * 5)
+    assert "Going further would move the nearest people's own matches by 0.200" in left
+    # within the budget: no such sentence, and the usual next step
+    out.info = {**info, "budget": {**info["budget"], "restored": False}}
+    assert "Stopped" not in _collateral(out) and "Next:" in _left(out, ["partly forgotten"] * 5)

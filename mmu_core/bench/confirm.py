@@ -159,7 +159,9 @@ def list_figures(cell: dict, ref: dict) -> dict:
             "four_axis": cmp["four_axis"],
             "signed": {k: h[k] - r[k] for k in AXES},
             "collateral": col, "retrain_collateral": ref_col,
-            "seconds": cell["unlearning"]["seconds"],
+            # a guarded form's time includes taking the edit back (unlearn/budget.py)
+            "seconds": round(cell["unlearning"]["seconds"]
+                             + cell["unlearning"].get("budget", {}).get("seconds", 0.0), 2),
             "retrain_seconds": ref["unlearning"]["seconds"]}
 
 
