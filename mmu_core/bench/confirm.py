@@ -61,7 +61,7 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                           and (lists is None or vpath.stem in lists))
                 read_on = []
                 if base != method:  # guarded: the budget from the other lists' Retrains
-                    budget, read_on = others_budget(out, scenario, size, vpath.stem, paths)
+                    budget, read_on = others_budget(out, scenario, size, vpath.stem)
                     wanted = wanted and budget is not None
                     settings["neighbour_budget"] = budget
                 if computing and mine and wanted:
@@ -100,19 +100,16 @@ RESULT = SETTINGS.parents[1] / "confirm" / "confirm.json"
 GUARD = "+budget"
 
 
-def others_budget(out: Path, scenario: str, size: int, stem: str,
-                  paths) -> tuple[float | None, list[str]]:
+def others_budget(out: Path, scenario: str, size: int, stem: str) -> tuple[float | None,
+                                                                          list[str]]:
     """(the neighbours' budget of a guarded cell, the lists it was read on): the mean
     collateral of the Retrains of the *other* confirm lists of its setting computed so far,
     plus the allowance; never the list's own Retrain, which it is compared with. None while
     no other list's Retrain is computed."""
-    from mmu_core.bench.unlearning import cached_cell
-    from mmu_core.unlearn.budget import ALLOWANCE
+    from mmu_core.unlearn.budget import ALLOWANCE, retrain_collaterals
 
-    others = {p.stem: cached_cell(out, f"{scenario}-{size}-{p.stem}-retrain", None)
-              for p in paths if p.stem != stem}
-    values = {k: c["unlearning"]["collateral"]["mean_abs_itm_change"]
-              for k, c in others.items() if c is not None}
+    values = {k: v for k, v in retrain_collaterals(scenario, out / "cells").get(size, {}).items()
+              if k != stem}
     if not values:
         return None, []
     return round(statistics.mean(values.values()) + ALLOWANCE, 4), sorted(values)

@@ -13,7 +13,6 @@ issue's allowance of 0.05; `retrain_collateral` says where that figure comes fro
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from pathlib import Path
 
@@ -25,23 +24,33 @@ ALLOWANCE = 0.05  # over Retrain's own collateral (issue 32's target)
 BISECTIONS = 6  # the kept share is found to 1/64 of the edit
 
 
+def retrain_collaterals(scenario: str, cells: Path = CONFIRM_CELLS) -> dict[int, dict[str, float]]:
+    """Retrain's collateral (each confirm list's Retrain against the original) by size and
+    list name, from the confirm benchmark's cells."""
+    out: dict[int, dict[str, float]] = {}
+    for path in sorted(Path(cells).glob(f"{scenario}-*-retrain.json")):
+        cell = json.loads(path.read_text())
+        c = cell["unlearning"].get("collateral", {}).get("mean_abs_itm_change")
+        if c is not None:  # cells are named <scenario>-<size>-<list>-retrain
+            name = path.stem[len(f"{scenario}-{cell['size']}-"):-len("-retrain")]
+            out.setdefault(int(cell["size"]), {})[name] = float(c)
+    return out
+
+
 def retrain_collateral(scenario: str, n_ids: int, cells: Path = CONFIRM_CELLS,
                        model: str | None = None) -> tuple[float | None, str]:
     """(Retrain's mean collateral, where it comes from) on the confirm lists of the size
     nearest `n_ids` (log scale): each list's Retrain against the original, embedded default.
     (None, why) where no such cell exists or the model is not the embedded default."""
+    from mmu_core.unlearn.tuned import nearest_size
+
     if model and not model.startswith("embedded"):
         return None, "no Retrain collateral measured for this model (only the embedded default's)"
-    by_size: dict[int, list[float]] = {}
-    for path in sorted(Path(cells).glob(f"{scenario}-*-retrain.json")):
-        cell = json.loads(path.read_text())
-        c = cell["unlearning"].get("collateral", {}).get("mean_abs_itm_change")
-        if c is not None:
-            by_size.setdefault(int(cell["size"]), []).append(float(c))
+    by_size = retrain_collaterals(scenario, cells)
     if not by_size:
         return None, f"no Retrain collateral measured for {scenario}"
-    size = min(by_size, key=lambda s: (abs(math.log(s) - math.log(max(1, n_ids))), s))
-    values = by_size[size]
+    size = nearest_size(by_size, n_ids)
+    values = list(by_size[size].values())
     return statistics.mean(values), (f"Retrain's mean collateral on {len(values)} confirm "
                                      f"list(s) of {size} {scenario} pairs")
 

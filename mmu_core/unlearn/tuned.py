@@ -27,5 +27,10 @@ def tuned_settings(method: str, scenario: str, n_ids: int, path: str | Path = TU
     sizes = [int(s) for s, methods in by_size.items() if method in methods]
     if not sizes:
         return {}, f"the method's own defaults (not tuned for {scenario})"
-    size = min(sizes, key=lambda s: (abs(math.log(s) - math.log(max(1, n_ids))), s))
+    size = nearest_size(sizes, n_ids)
     return dict(by_size[str(size)][method]), f"tuned on {scenario} validation sets of size {size}"
+
+
+def nearest_size(sizes, n_ids: int) -> int:
+    """The measured size nearest a request of `n_ids` on a log scale (ties: the smaller)."""
+    return min(sizes, key=lambda s: (abs(math.log(s) - math.log(max(1, n_ids))), s))
