@@ -404,11 +404,12 @@ def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, mo
     from mmu_core.bench import audit as B
     from mmu_core.metrics import evaluate as E
 
-    calls = []
+    calls, budgets = [], []
 
     def fake_run(name, request, **kw):
         calls.append((name, [p.pair_id for p in request.forget],
                       {p.pair_id for p in request.retain}))
+        budgets.append(kw.get("neighbour_budget"))
         return request.original, {"steps": 1, "seconds": 0.0, "epochs": 1}
 
     def fake_evaluate(model, sc, ids, **kw):  # Retrain's figures differ from the method's
@@ -420,14 +421,20 @@ def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, mo
     monkeypatch.setattr(unlearn, "run", fake_run)
     monkeypatch.setattr(E, "evaluate", fake_evaluate)
     monkeypatch.setattr(B, "tuned_settings", lambda *a: ({"steps": 1}, "test"))
-    r = B.sequence_table(tmp_path, methods=("ga",), requests=2, size=5)
-    retrains = [c for c in calls if c[0] == "retrain"]
+    r = B.sequence_table(tmp_path, methods=("ga", "ga+budget"), requests=2, size=5)
+    # the guarded form ran ga within the app's default budget for a 5-pair request, each time
+    from mmu_core.unlearn.budget import default_budget
+    assert [b for c, b in zip(calls, budgets) if c[0] == "ga"] == \
+        [None, None] + [default_budget("privacy", 5)[0]] * 2
+    assert r["avg_g"]["ga+budget"] == r["avg_g"]["ga"]
+    plain = [c for c, b in zip(calls, budgets) if b is None]
+    retrains = [c for c in plain if c[0] == "retrain"]
     plan = B._requests(load_scenario(B.default_world(), "privacy"), 2, 5, 0)
     unions = [[p.pair_id for p in plan[0]], [p.pair_id for r in plan for p in r]]
     assert [sorted(c[1]) for c in retrains] == [sorted(u) for u in unions]
     assert all(not (set(u) & c[2]) for u, c in zip(unions, retrains))
     # the method's second request forgot only the new pairs, on data without the first
-    ga = [c for c in calls if c[0] == "ga"]
+    ga = [c for c in plain if c[0] == "ga"]
     assert sorted(ga[1][1]) == sorted(p.pair_id for p in plan[1])
     assert not (set(unions[0]) & ga[1][2])
     assert r["avg_g"]["ga"] == [round(10.0 / 3, 2)] * 2  # only MI differs, by 10
@@ -435,9 +442,9 @@ def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, mo
     assert r["r_dr"]["ga"] == [70.0, 70.0]
     md = (tmp_path / "README.md").read_text()
     assert md.count("\n| 2 (10) |") == 2 and "\n| 2 (10) | 90.0 | 70.0 |" in md
-    n = len(calls)
-    again = B.sequence_table(tmp_path, methods=("ga",), requests=2, size=5)
-    assert len(calls) == n, "cells were recomputed"
+    n = len(budgets)
+    again = B.sequence_table(tmp_path, methods=("ga", "ga+budget"), requests=2, size=5)
+    assert len(budgets) == n, "cells were recomputed"
     assert again["avg_g"] == r["avg_g"] and again["retrain"] == r["retrain"]
     with pytest.raises(ValueError, match="unknown method"):
         B.sequence_table(tmp_path, methods=("nope",))

@@ -3,6 +3,8 @@ default, privacy forget-5), and its resumability."""
 
 import json
 
+import pytest
+
 from mmu_core.bench.unlearning import METHODS, run_preset
 
 
@@ -25,6 +27,13 @@ def test_smoke_preset_writes_every_table_and_resumes(tmp_path):
         if cell["method"] != "original":
             assert cell["unlearning"]["grad_evals"] > 0
             assert "untouched" in cell["unlearning"]["forget_scores"]
+    # the guarded form ran its base method within the app's default budget, said where
+    guarded = json.loads((out / "cells" / "privacy-5-s0-ours-local+budget.json").read_text())
+    assert guarded["method"] == guarded["unlearning"]["method"] == "ours-local+budget"
+    budget = guarded["settings"]["neighbour_budget"]
+    assert guarded["unlearning"]["budget"]["budget"] == pytest.approx(budget)
+    assert "confirm list(s) of 5 privacy pairs" in guarded["unlearning"]["budget_source"]
+    assert guarded["unlearning"]["collateral"]["mean_abs_itm_change"] <= budget + 1e-3
     assert "| R@D_r |" in table and " ± " in table and "| grad |" in table
     assert len((out / "cells.csv").read_text().splitlines()) == len(cells) + 1
     summary = json.loads((out / "summary.json").read_text())

@@ -83,6 +83,22 @@ def test_the_default_budget_is_retrains_collateral_of_the_nearest_size(tmp_path)
     assert "+ 0.05" in said
 
 
+def test_a_guarded_confirm_cell_reads_other_lists_or_the_nearest_size(tmp_path):
+    from mmu_core.bench.confirm import others_budget
+
+    cells = tmp_path / "cells"
+    _cell(cells, "copyright", 35, "confirm-0", 0.10)
+    _cell(cells, "copyright", 35, "confirm-1", 0.20)
+    _cell(cells, "copyright", 170, "confirm-0", 0.9)
+    # never its own list's Retrain: the other list of its size
+    assert others_budget(tmp_path, "copyright", 35, "confirm-0") == (0.25, ["confirm-1"])
+    # a setting with one list reads the nearest other size's lists, and says so
+    budget, read_on = others_budget(tmp_path, "copyright", 170, "confirm-0")
+    assert budget == pytest.approx(0.15 + ALLOWANCE)
+    assert read_on == ["35/confirm-0", "35/confirm-1"]
+    assert others_budget(tmp_path, "privacy", 5, "confirm-0") == (None, [])
+
+
 def test_confirmed_best_is_lowest_over_settings_among_methods_computed_everywhere(tmp_path):
     def row(four_axis, lists=2):
         return {"four_axis": [four_axis, 0.0], "lists": lists}

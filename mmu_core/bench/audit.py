@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 
 from mmu_core.bench.unlearning import METHODS as BENCH_METHODS
+from mmu_core.bench.unlearning import guarded_base
 from mmu_core.data.generate import default_world
 from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
 from mmu_core.metrics.provenance import provenance
@@ -155,10 +156,11 @@ def sequence_table(out, methods=SEQUENCE_METHODS, scenario: str = "privacy",
     from mmu_core.metrics.compare import compare
     from mmu_core.metrics.evaluate import evaluate
     from mmu_core.unlearn import names, run
+    from mmu_core.unlearn.budget import default_budget
     from mmu_core.unlearn.request import Request
 
     choices = [m for m in names() if m != "retrain"]
-    unknown = [m for m in methods if m not in choices]
+    unknown = [m for m in methods if (guarded_base(m) or m) not in choices]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {choices}")
     out = Path(out)
@@ -173,15 +175,21 @@ def sequence_table(out, methods=SEQUENCE_METHODS, scenario: str = "privacy",
                         retrieval_only=True)
 
     def chain(method):
-        settings, source = tuned_settings(method, scenario, size)
-        extras, outcome, rows = _extras(method), None, []
+        base = guarded_base(method) or method
+        settings, source = tuned_settings(base, scenario, size)
+        extras, outcome, rows = _extras(base), None, []
         for k, pairs in enumerate(plan):
-            outcome = (forget(original, sc, scenario, pairs, method, settings, seed=seed,
-                              **extras) if outcome is None else
-                       forget_more(outcome, pairs, method, settings, seed=seed, **extras))
+            # a guarded form: the app's default budget for a request of this size, each
+            # request's edit measured against the model it starts from, as in the app
+            budget = default_budget(scenario, len(pairs))[0] if base != method else None
+            outcome = (forget(original, sc, scenario, pairs, base, settings, seed=seed,
+                              budget=budget, **extras) if outcome is None else
+                       forget_more(outcome, pairs, base, settings, seed=seed, budget=budget,
+                                   **extras))
             assert sorted(outcome.forgotten_ids) == sorted(unions[k])
             rows.append({"request": k + 1, "method_s": outcome.seconds["method"],
                          "steps": outcome.info.get("steps"),
+                         **({"budget": outcome.info.get("budget")} if budget is not None else {}),
                          "metrics": measure(outcome.unlearned, k)})
             log(f"{method} request {k + 1}: {rows[-1]['metrics']['headline']}")
         return {"method": method, "settings": settings, "settings_from": source,

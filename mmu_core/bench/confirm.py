@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from mmu_core.bench.tuning import SCENARIOS, validation_cell
+from mmu_core.bench.unlearning import GUARD, guarded_base
 
 SETTINGS = Path(__file__).resolve().parents[2] / "docs" / "results" / "bench" / "tuning" / \
     "settings.json"
@@ -51,7 +52,7 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
             passes = [["retrain", *names], [m + GUARD for m in names]]
             for vpath, method in [(v, m) for ms in passes for v in paths for m in ms]:
                 cells = by_list.setdefault(vpath.stem, {})
-                base = method[:-len(GUARD)] if method.endswith(GUARD) else method
+                base = guarded_base(method) or method
                 settings = {} if method == "retrain" else dict(by_method[base])
                 name = f"{scenario}-{size}-{vpath.stem}-{method}"
                 mine = shard is None or next(order) % shard[1] == shard[0]
@@ -96,20 +97,24 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
 
 
 RESULT = SETTINGS.parents[1] / "confirm" / "confirm.json"
-# a method's guarded form: its tuned setting within the neighbours' budget (unlearn/budget.py)
-GUARD = "+budget"
 
 
 def others_budget(out: Path, scenario: str, size: int, stem: str) -> tuple[float | None,
                                                                           list[str]]:
     """(the neighbours' budget of a guarded cell, the lists it was read on): the mean
     collateral of the Retrains of the *other* confirm lists of its setting computed so far,
-    plus the allowance; never the list's own Retrain, which it is compared with. None while
-    no other list's Retrain is computed."""
+    plus the allowance; never the list's own Retrain, which it is compared with. A setting
+    with no other list (copyright-170 has one) reads the lists of the nearest other size, as
+    the app does for a request of a size without a measurement. None while there are none."""
     from mmu_core.unlearn.budget import ALLOWANCE, retrain_collaterals
+    from mmu_core.unlearn.tuned import nearest_size
 
-    values = {k: v for k, v in retrain_collaterals(scenario, out / "cells").get(size, {}).items()
-              if k != stem}
+    by_size = retrain_collaterals(scenario, out / "cells")
+    values = {k: v for k, v in by_size.get(size, {}).items() if k != stem}
+    others = {n: v for n, v in by_size.items() if n != size}
+    if not values and others:
+        near = nearest_size(others, size)
+        values = {f"{near}/{k}": v for k, v in others[near].items()}
     if not values:
         return None, []
     return round(statistics.mean(values.values()) + ALLOWANCE, 4), sorted(values)
