@@ -191,3 +191,43 @@ def test_generation_tables_read_their_cells_and_share_the_plain_row(tmp_path):
     md = (tmp_path / "table8" / "tables.md").read_text()
     assert "| SD-embedded + BLIP-2-OPT-embedded | 1 of 2 |" in md
     assert "Salesforce/blip2-flan-t5-xl" in md
+
+
+def test_backfill_adds_the_collateral_where_a_rerun_reproduces_the_cell(tmp_path, monkeypatch):
+    """Cells from before the collateral was measured: each method is rerun with the cell's
+    own settings; the figure counts only where the rerun's forget-pair scores equal the
+    cell's. Runs are faked: this checks the bookkeeping."""
+    from dataclasses import replace
+
+    from mmu_core import unlearn
+    from mmu_core.bench import unlearning as U
+
+    scores = {"itm_after": 0.1, "itc_after": 0.2}
+    for method, settings in (("original", {}), ("retrain", {}), ("ga", {"steps": 3})):
+        U.write_cell(tmp_path, f"privacy-5-s0-{method}", {
+            "scenario": "privacy", "size": 5, "seed": 0, "method": method,
+            "settings": settings, "unlearning": {"seconds": 1.0, "forget_scores": scores}})
+    ran = []
+
+    def fake_run(name, request, **kw):
+        ran.append((name, kw))
+        moved = scores if name == "retrain" else {**scores, "itm_after": 0.5}
+        return request.original, {"forget_scores": moved,
+                                  "collateral": {"mean_abs_itm_change": 0.07}}
+
+    monkeypatch.setattr(unlearn, "run", fake_run)
+    monkeypatch.setattr(U, "write_tables", lambda *a, **k: None)
+    preset = replace(U.PRESETS["smoke"], methods=("retrain", "ga"))
+    U.run_preset("smoke", tmp_path, preset=preset, backfill=True, log=lambda *_: None)
+    assert ran == [("retrain", {}), ("ga", {"steps": 3})]
+
+    def cell(method):
+        return json.loads((tmp_path / "cells" / f"privacy-5-s0-{method}.json").read_text())
+    retrain, ga = cell("retrain")["unlearning"], cell("ga")["unlearning"]
+    assert retrain["collateral"]["mean_abs_itm_change"] == 0.07
+    assert "equal this cell's" in retrain["collateral_from"]
+    assert "collateral" not in ga and "does not count" in ga["collateral_from"]
+    assert ga["collateral_of_a_rerun"]["mean_abs_itm_change"] == 0.07
+    assert "collateral" not in cell("original")["unlearning"]
+    U.run_preset("smoke", tmp_path, preset=preset, backfill=True, log=lambda *_: None)
+    assert len(ran) == 2, "a cell once rerun was rerun again"

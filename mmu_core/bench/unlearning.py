@@ -144,11 +144,25 @@ def cached_cell(out: Path, name: str, compute) -> dict | None:
     if compute is None:
         return None
     result = compute()
+    write_cell(out, name, result)
+    return result
+
+
+def write_cell(out: Path, name: str, cell: dict) -> None:
+    """out/cells/<name>.json, atomically: a run cut short leaves no half-written cell."""
+    path = out / "cells" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
+    tmp.write_text(json.dumps(cell, indent=1))
     tmp.replace(path)
-    return result
+
+
+def same_forgetting(a: dict, b: dict, tol: float = 1e-4) -> bool:
+    """Whether two unlearning summaries' forget-pair scores agree: the fingerprint that a
+    rerun reproduced a cell's model."""
+    fa, fb = a.get("forget_scores", {}), b.get("forget_scores", {})
+    keys = ("itm_after", "itc_after")
+    return all(k in fa and k in fb and abs(fa[k] - fb[k]) <= tol for k in keys)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -193,13 +207,15 @@ def with_sources(preset: Preset, original: dict | None = None, **named) -> Prese
 
 def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                tables_only: bool = False, shard: tuple[int, int] | None = None,
-               preset: Preset | None = None) -> dict:
+               preset: Preset | None = None, backfill: bool = False) -> dict:
     """Compute the missing cells (none with `tables_only`), then write the tables.
 
     With `shard=(i, n)` this process computes only every n-th cell of the preset's fixed
     order, starting at the i-th; the others are read when their files exist. Shards share
     `out` (or their cell files are copied into one folder) and `tables_only` merges them.
-    `preset` replaces the named one (e.g. with other model sources, or cut to a dry run)."""
+    `preset` replaces the named one (e.g. with other model sources, or cut to a dry run).
+    With `backfill`, cells computed before the collateral was measured get it (issue 32,
+    item 4), their methods rerun one by one (resumable: a cell once rerun is not again)."""
     from mmu_core.data.generate import default_world
     from mmu_core.data.scenarios import forget_list_path, load_forget_ids, load_scenario
     from mmu_core.metrics.evaluate import evaluate
@@ -241,22 +257,53 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
         if (folder / "config.json").is_file():
             return load_backbone(str(folder), device)
         epochs = {"epochs": preset.retrain_epochs} if preset.retrain_epochs else {}
-        model, _ = run("retrain", request, **epochs)
+        model, info = run("retrain", request, **epochs)
         model.save_pretrained(folder)
+        cell = cells.get(folder.name)  # a cell from before the collateral: add it
+        if cell is not None and not {"collateral", "collateral_from"} & set(cell["unlearning"]):
+            record_collateral(folder.name, cell, info)
         return model
 
     def audit_against_retrain(scenario, size, seed, sc, ids, original, model):
         from mmu_core.erasure.audit import AuditConfig, audit
 
-        extra = dict(extras()) if src != EMBEDDED_SOURCES else {}
-        if scenario in src.recipes:
-            extra["recipe"] = src.recipes[scenario]
-        request = Request.build(original, sc, ids, scenario, seed=seed, **extra)
-        retrained = retrained_for(scenario, size, seed, request)
+        retrained = retrained_for(scenario, size, seed,
+                                  request_for(scenario, seed, original, sc, ids))
         reference = (extras()["pretrained"] if src != EMBEDDED_SOURCES
                      else load_backbone(src.pretrained, device))
         config = AuditConfig(relearn_steps=preset.audit_relearn_steps, seed=seed)
         return audit(model, original, retrained, reference, sc, ids, config, progress=False)
+
+    def request_for(scenario, seed, original, sc, ids):
+        extra = dict(extras()) if src != EMBEDDED_SOURCES else {}
+        if scenario in src.recipes:
+            extra["recipe"] = src.recipes[scenario]
+        return Request.build(original, sc, ids, scenario, seed=seed, **extra)
+
+    def add_collateral(name, cell, audited):
+        """A cell computed before metrics/collateral.py: its method rerun with the cell's
+        own settings and seed (record_collateral adds what the rerun measured)."""
+        scenario, size, seed, method = (cell[k] for k in ("scenario", "size", "seed", "method"))
+        original = load_backbone(src.original[scenario], device)
+        ids = load_forget_ids(forget_list_path(root, scenario, size, seed))
+        request = request_for(scenario, seed, original, load_scenario(root, scenario), ids)
+        model, info = run(guarded_base(method) or method, request, **cell["settings"])
+        if method == "retrain" and audited:
+            model.save_pretrained(kept_model_dir(out, name))
+        record_collateral(name, cell, info)
+
+    def record_collateral(name, cell, info):
+        """The rerun's collateral counts where its forget-pair scores equal the cell's (the
+        same model); else it is kept apart, said not to count."""
+        same = same_forgetting(info, cell["unlearning"])
+        cell["unlearning"]["collateral" if same else "collateral_of_a_rerun"] = info["collateral"]
+        cell["unlearning"]["collateral_from"] = (
+            time.strftime("%Y-%m-%d") + ": the method rerun with this cell's settings and seed; "
+            + ("its forget-pair scores equal this cell's" if same else
+               "its forget-pair scores differ from this cell's, so it does not count"))
+        write_cell(out, name, cell)
+        log(f"{name}: collateral {info['collateral'].get('mean_abs_itm_change')} "
+            f"({'same model' if same else 'the rerun differs: not counted'})")
 
     def one(scenario, size, seed, method, settings=None, tag=None):
         name = f"{scenario}-{size}-s{seed}-{tag or method}"
@@ -281,11 +328,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
                 if method == "retrain" and preset.retrain_epochs:
                     kw.setdefault("epochs", preset.retrain_epochs)
                 # the embedded default: each method loads its own (as the cells so far did)
-                extra = dict(extras()) if src != EMBEDDED_SOURCES else {}
-                if scenario in src.recipes:
-                    extra["recipe"] = src.recipes[scenario]
-                request = Request.build(original, sc, ids, scenario, seed=seed, **extra)
-                model, info = run(base, request, **kw)
+                model, info = run(base, request_for(scenario, seed, original, sc, ids), **kw)
                 if base != method:
                     info = {**info, "method": method, "budget_source": budget_source}
                 if method == "retrain" and audited:
@@ -307,6 +350,10 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
             return result
 
         cell = cached_cell(out, name, None if tables_only or not mine else compute)
+        if (backfill and not tables_only and cell is not None and mine and tag is None
+                and method != "original"
+                and not {"collateral", "collateral_from"} & set(cell["unlearning"])):
+            add_collateral(name, cell, audited)
         if cell is not None:
             cells[name] = cell
             log(f"[{time.time() - t0:7.1f} s] {name}: {cell['unlearning']['seconds']} s")
@@ -487,7 +534,7 @@ def summary_markdown(by: dict, preset: Preset) -> list[str]:
     method (the lowest mean in bold), then |delta R@D_r| (locality on the retained pairs)."""
     grid = [(sc, size) for sc, sizes in preset.grid.items() for size in sizes]
     shown = ("original",) + tuple(m for m in preset.methods if m != "retrain")
-    rows = {g: method_rows(by, *g, shown) for g in grid}
+    rows = {g: method_rows(by, *g, ("retrain",) + shown) for g in grid}
     rows = {g: r for g, r in rows.items() if r}
     if not rows:
         return []
@@ -501,25 +548,28 @@ def summary_markdown(by: dict, preset: Preset) -> list[str]:
                         ("unlearning time in seconds", lambda r: r["values"]["seconds"])):
         if not any(pick(r[m]) for r in rows.values() for m in methods if m in r):
             continue
+        # the collateral's reference: Retrain's own against the original, not a delta
+        columns = (["retrain"] if title == COLLATERAL_TITLE else []) + methods
         md += [f"## Summary: {title} (lower is better)", "",
                "Mean ± std over the seeds computed (n of the preset's seeds); the lowest "
                "mean in bold, among the methods with all n seeds; a method with fewer says "
                "(n=k): not comparable yet.", "",
-               "| scenario, forget | n | " + " | ".join(methods) + " |",
-               "|---" * (len(methods) + 2) + "|"]
+               "| scenario, forget | n | " + " | ".join(
+                   "retrain (reference)" if m == "retrain" else m for m in columns) + " |",
+               "|---" * (len(columns) + 2) + "|"]
         for (scenario, size), r in rows.items():
-            values = {m: pick(r[m]) for m in methods if m in r and pick(r[m])}
+            values = {m: pick(r[m]) for m in columns if m in r and pick(r[m])}
             if not values:
                 continue
             n = max(len(v) for v in values.values())
             best = min((_mean(v) for m, v in values.items()
-                        if m != "original" and len(v) == n), default=None)
+                        if m not in ("original", "retrain") and len(v) == n), default=None)
             d = 3 if title == COLLATERAL_TITLE else 2
             cols = [("-" if m not in values else
                      (f"**{_mean(values[m]):.{d}f}**" if _mean(values[m]) == best
                       else f"{_mean(values[m]):.{d}f}") + f" ± {_std(values[m]):.{d}f}"
                      + (f" (n={len(values[m])})" if len(values[m]) < n else ""))
-                    for m in methods]
+                    for m in columns]
             md.append(f"| {scenario}, {size} | {n} of {len(preset.seeds_of(scenario, size))} "
                       "| " + " | ".join(cols) + " |")
         md.append("")

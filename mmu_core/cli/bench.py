@@ -140,6 +140,9 @@ def add_unlearning(sub) -> None:
     p.add_argument("--painter", default=None, help="MVI's text-to-image generator")
     p.add_argument("--method", action="append", choices=list(METHODS),
                    help="only these methods (repeatable)")
+    p.add_argument("--backfill-collateral", action="store_true", help="rerun the methods "
+                   "of cells computed before the collateral was measured, adding it where the "
+                   "rerun reproduces the cell (resumable)")
     p.add_argument("--dry-run", action="store_true", help="one cell per scenario (seed 0, "
                    "smallest forget list, 1-epoch Retrain, 50 evaluation pairs): checks "
                    "that every model loads and every method runs")
@@ -165,7 +168,8 @@ def run_unlearning(a) -> None:
         preset = dry_run(preset, a.data or default_world())
     name = a.preset + ("-dry-run" if a.dry_run else "")
     run_preset(name, a.out, data=a.data, tables_only=a.tables_only, shard=parse_shard(a.shard),
-               preset=replace(preset, methods=tuple(a.method)) if a.method else preset)
+               preset=replace(preset, methods=tuple(a.method)) if a.method else preset,
+               backfill=a.backfill_collateral)
     if a.method:  # --method limits what is computed; the tables cover the whole preset
         run_preset(name, a.out, data=a.data, tables_only=True, preset=preset)
     print((Path(a.out) / "tables.md").read_text())
