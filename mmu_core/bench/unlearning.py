@@ -20,6 +20,7 @@ def guarded_base(method: str) -> str | None:
     """"ours-local+budget" -> "ours-local"; None for a method that is not a guarded form."""
     return method[:-len(GUARD)] if method.endswith(GUARD) else None
 
+
 # ours-local+budget: ours-local within the neighbours' budget (unlearn/budget.py), the app's
 # default, chosen on the confirm half (bench/confirm.py); its budget is read there, on
 # validation lists, never on a reported cell
