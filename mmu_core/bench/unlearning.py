@@ -263,7 +263,9 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
         epochs = {"epochs": preset.retrain_epochs} if preset.retrain_epochs else {}
         model, info = run("retrain", request, **epochs)
         model.save_pretrained(folder)
-        cell = cells.get(folder.name)  # a cell from before the collateral: add it
+        # a cell from before the collateral: add it (read from disk when this run's
+        # methods leave Retrain out)
+        cell = cells.get(folder.name) or cached_cell(out, folder.name, None)
         if cell is not None and not {"collateral", "collateral_from"} & set(cell["unlearning"]):
             record_collateral(folder.name, cell, info)
         return model
