@@ -161,6 +161,11 @@ def write_cell(out: Path, name: str, cell: dict) -> None:
     tmp.replace(path)
 
 
+def predates_collateral(cell: dict) -> bool:
+    """A cell computed before metrics/collateral.py and not rerun for it since."""
+    return not {"collateral", "collateral_from"} & set(cell["unlearning"])
+
+
 def same_forgetting(a: dict, b: dict, tol: float = 1e-4) -> bool:
     """Whether two unlearning summaries' forget-pair scores agree: the fingerprint that a
     rerun reproduced a cell's model."""
@@ -266,7 +271,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
         # a cell from before the collateral: add it (read from disk when this run's
         # methods leave Retrain out)
         cell = cells.get(folder.name) or cached_cell(out, folder.name, None)
-        if cell is not None and not {"collateral", "collateral_from"} & set(cell["unlearning"]):
+        if cell is not None and predates_collateral(cell):
             record_collateral(folder.name, cell, info)
         return model
 
@@ -360,7 +365,7 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
         cell = cached_cell(out, name, None if tables_only or not mine else compute)
         if (backfill and not tables_only and cell is not None and mine and tag is None
                 and method != "original"
-                and not {"collateral", "collateral_from"} & set(cell["unlearning"])):
+                and predates_collateral(cell)):
             add_collateral(name, cell, audited)
         if cell is not None:
             cells[name] = cell
