@@ -44,6 +44,23 @@ def test_method_returns_a_new_model_and_forgets(method, request_5):
         assert _match(model, request_5.forget) < _match(request_5.original, request_5.forget)
 
 
+def test_calibrated_cross_pulls_the_persons_other_captions_too(request_5):
+    """`cross`: each forgetting image with its person's other captions (what recall also
+    counts as found) is pulled to the never-seen level too."""
+    from mmu_core.unlearn.calibrated import cross_pairs
+
+    pairs = cross_pairs(request_5.forget, 1000, torch.Generator().manual_seed(0))
+    own = {(p.image, p.text) for p in request_5.forget}
+    assert len(pairs) == 5 * 4  # one person, five photos, each with the four other captions
+    assert all((p.image, p.text) not in own for p in pairs)
+    assert {p.group for p in pairs} == {p.group for p in request_5.forget}
+    assert len(cross_pairs(request_5.forget, 7, torch.Generator())) == 7
+    model, info = run("calibrated", request_5, max_steps=10, cross=True)
+    assert info["cross_pairs"] == 20 and info["settings"]["cross"] is True
+    assert "gap_cross_itc_cos" in info["history"][-1]
+    assert _match(model, pairs) < _match(request_5.original, pairs)
+
+
 def test_bad_forget_sets_get_clear_errors(world):
     sc = load_scenario(world, "privacy")
     bb = load_backbone("embedded:privacy")
