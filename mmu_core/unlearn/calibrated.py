@@ -29,12 +29,13 @@ does", each measured rather than assumed:
   until then the pull holds the level while the recipe's steps repair the neighbours. It
   reports whether it ended at the level and within the budget. The refit costs
   O(PROBE_PAIRS), the same at any forget size.
-- **`cross`: the person, not only the pair.** Recall counts a query as found when any text
-  of its person (work) ranks high, so a pair's own scores at the never-seen level still
-  leave the person findable through the other captions (measured on the confirm half:
-  own ITM match at Retrain's level, R@D_f 10-15 points above it). With `cross`, each
-  forgetting image paired with the other texts of its group is pulled to the level of the
-  same cross pairs in the calibration pool (ITC and ITM; membership is about the pair).
+- **`cross` (off; a probe that did not help).** Recall counts a query as found when any
+  text of its person (work) ranks high; on the confirm half the pairs' own scores end at
+  Retrain's level while R@D_f stays 10-15 points above it. With `cross`, each forgetting
+  image paired with the other texts of its group is also pulled to the level of the same
+  cross pairs in the calibration pool (ITC and ITM; membership is about the pair). On
+  privacy's choose lists it was worse on all four (docs/experiments/calibrated-cross): a
+  pair's rank among the gallery's texts is not read by any level of its own scores.
 """
 
 from __future__ import annotations
