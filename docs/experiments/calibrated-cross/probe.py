@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mmu_core.bench.confirm import list_figures
 from mmu_core.bench.tuning import GRIDS, validation_cell
 from mmu_core.bench.unlearning import cached_cell
 from mmu_core.data.generate import default_world
 from mmu_core.data.scenarios import load_scenario, validation_sets
-from mmu_core.metrics.compare import compare
 from mmu_core.models.backbone import load_backbone
 from mmu_core.unlearn.tuned import tuned_settings
 
@@ -28,14 +28,12 @@ SETTINGS = (("privacy", 5), ("privacy", 50))
 
 
 def figures(cell: dict, ref: dict) -> dict:
-    """Four-axis figure, Avg.G, signed deltas to Retrain, collateral, time."""
-    cmp = compare(cell["metrics"], ref["metrics"])["retrieval"]
-    h, r, u = cell["metrics"]["headline"], ref["metrics"]["headline"], cell["unlearning"]
-    return {"four_axis": round(cmp["four_axis"], 2), "avg_g": round(cmp["avg_g"], 2),
-            "signed": {k: round(h[k] - r[k], 1) for k in ("MI", "R@D_f", "R@D_test", "R@D_r")},
-            "collateral": u["collateral"]["mean_abs_itm_change"],
-            "retrain_collateral": ref["unlearning"].get("collateral", {}).get(
-                "mean_abs_itm_change"), "seconds": u["seconds"], "steps": u["steps"]}
+    """The confirm table's figures for one list (bench/confirm.py), rounded, with the steps."""
+    f = list_figures(cell, ref)
+    return {"four_axis": round(f["four_axis"], 2), "avg_g": round(f["avg_g"], 2),
+            "signed": {k: round(v, 1) for k, v in f["signed"].items()},
+            **{k: f[k] for k in ("collateral", "retrain_collateral", "seconds")},
+            "steps": cell["unlearning"]["steps"]}
 
 
 def main() -> None:
