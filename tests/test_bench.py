@@ -16,7 +16,8 @@ def test_smoke_preset_writes_every_table_and_resumes(tmp_path):
     assert table.startswith("# Unlearning benchmark, preset `smoke`\n")  # complete
     methods = PRESETS["smoke"].methods
     assert set(methods) == set(METHODS) - {"ours-local+budget", "calibrated",
-                                           "calibrated+budget"}
+                                           "calibrated+budget", "calibrated-rank",
+                                           "calibrated-rank+budget"}
     for method in ("original",) + methods:
         assert f"| {method} |" in table
     assert "Per-word matching-score shifts" in table

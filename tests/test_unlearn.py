@@ -13,7 +13,8 @@ from mmu_core.unlearn.request import Request
 
 FAST = {"retrain": {"epochs": 1}, "finetune": {"steps": 5}, "ga": {"steps": 3},
         "badt": {"steps": 5}, "multidelete": {"steps": 5}, "slug": {"search_steps": 6},
-        "adv": {}, "ours": {}, "ours-local": {"max_steps": 20}, "calibrated": {"max_steps": 10}}
+        "adv": {}, "ours": {}, "ours-local": {"max_steps": 20}, "calibrated": {"max_steps": 10},
+        "calibrated-rank": {"max_steps": 10}}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,33 @@ def test_calibrated_cross_pulls_the_persons_other_captions_too(request_5):
     assert info["cross_pairs"] == 20 and info["settings"]["cross"] is True
     assert "gap_cross_itc_cos" in info["history"][-1]
     assert _match(model, pairs) < _match(request_5.original, pairs)
+
+
+def test_calibrated_rank_ranks_each_pair_among_the_pool_without_its_own_group(request_5):
+    """`rank`: a pair's log-probability of its own text among the calibration pool's texts
+    (and of its image among the pool's images); a pool pair is read without its own group,
+    and the edit pulls the forgetting pairs' rank down toward the pool's."""
+    from mmu_core.unlearn.calibrated import Scorer
+
+    bb, pool = request_5.original, request_5.scenario.calib
+    scorer = Scorer(request_5.retain, pool, 0, rank_pool=pool)
+    scorer.refresh(bb)
+    got = scorer.all(bb, pool[:3])["itc_rank"]
+    with torch.no_grad():  # by hand: image to text, with the other groups' texts only
+        pix, ids, mask = (bb.pixels([open_image(p) for p in pool]), *bb.tokenize(
+            [p.text for p in pool]))
+        img, txt = bb.image_feat(bb.encode_image(pix)), bb.text_feat(bb.encode_text(ids, mask))
+        sim = img @ txt.t() / bb.temp.clamp(0.001, 0.5)
+    for i, p in enumerate(pool[:3]):
+        others = [j for j, q in enumerate(pool) if q.group != p.group]
+        i2t = sim[i, i] - torch.logsumexp(torch.cat([sim[i, i:i + 1], sim[i, others]]), 0)
+        t2i = sim[i, i] - torch.logsumexp(torch.cat([sim[i:i + 1, i], sim[others, i]]), 0)
+        assert float(got[i]) == pytest.approx(float(i2t + t2i) / 2, abs=1e-4)
+    before = scorer.all(bb, request_5.forget)["itc_rank"]
+    model, info = run("calibrated-rank", request_5, max_steps=10)
+    assert info["settings"]["rank"] is True and "itc_rank" in info["floor"]
+    assert "gap_itc_rank" in info["history"][-1]
+    assert float(scorer.all(model, request_5.forget)["itc_rank"].mean()) < float(before.mean())
 
 
 def test_bad_forget_sets_get_clear_errors(world):
