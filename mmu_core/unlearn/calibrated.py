@@ -52,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from tqdm.auto import tqdm
 
 from mmu_core.data.loaders import DataError, Pair
 from mmu_core.unlearn import register
@@ -233,7 +234,8 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
     # the neighbours' own matches, read in the loop as a budget (metrics/collateral.py)
     near = Neighbours(request.original, forget, request.retain)
     history, steps = [], 0
-    for steps in range(1, max_steps + 1):
+    # a tqdm bar, so a caller (the app's gr.Progress) can mirror it
+    for steps in tqdm(range(1, max_steps + 1), desc="editing", mininterval=1.0, leave=False):
         batch = [p for pool, n in pools for p in sample(pool, n, gen)]
         pix, ids, mask = tensors(bb, batch)
         keep = recipe_losses(bb, pix, ids, mask, group_ids(batch).to(bb.device), gen,
