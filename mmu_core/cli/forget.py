@@ -12,8 +12,8 @@ def add_forget(sub) -> None:
     """`forget`: one method on one forget list, with its tuned settings."""
     p = sub.add_parser("forget", help="unlearn a forget set with a method (ours or a "
                        "baseline); save the model and its metrics")
-    p.add_argument("--method", default="ours", help="ours, ours-local, calibrated, retrain, "
-                   "finetune, ga, badt, multidelete, slug, adv")
+    p.add_argument("--method", default="ours", help="ours, ours-local, calibrated, "
+                   "calibrated-rank, retrain, finetune, ga, badt, multidelete, slug, adv")
     p.add_argument("--model", default=None, help="default: embedded:<scenario>")
     p.add_argument("--data", default=None, help="world root (default: the embedded world)")
     p.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])
