@@ -289,7 +289,8 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
 
 @register("calibrated-rank")
 def calibrated_rank(request: Request, **settings):
-    """calibrated with `rank` on: its own registry entry, so that calibrated's cells (no
-    rank) keep saying what they measured. On privacy's and copyright's choose lists, as
-    tuned, rank took R@D_f within 3.3 points of Retrain's (docs/experiments/calibrated-rank)."""
+    """calibrated with `rank` on: its own registry entry (and grid), so that calibrated's
+    cells keep saying what they measured. On the confirm half it forgets 50 people and 7
+    works closest to Retrain of all methods, and over-forgets one person, whom Retrain may
+    leave findable (docs/results/bench/confirm)."""
     return calibrated(request, **{**settings, "rank": True})
