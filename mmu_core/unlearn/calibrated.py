@@ -91,16 +91,15 @@ class Scorer:
         if not self.rank_pool:
             return
         temp = self.pool["temp"] if self.pool else float(bb.temp.clamp(0.001, 0.5))
-        self.pool = None
         feats = [(bb.image_feat(bb.encode_image(pix)),
                   bb.text_feat(bb.encode_text(ids, mask)))
                  for pix, ids, mask in (tensors(bb, self.rank_pool[s:s + SCORE_BATCH])
                                         for s in range(0, len(self.rank_pool), SCORE_BATCH))]
-        groups = sorted({p.group for p in self.rank_pool})
+        index = {g: i for i, g in enumerate(sorted({p.group for p in self.rank_pool}))}
         self.pool = {"img": torch.cat([f[0] for f in feats]),
                      "txt": torch.cat([f[1] for f in feats]), "temp": temp,
-                     "group": torch.tensor([groups.index(p.group) for p in self.rank_pool]),
-                     "groups": groups}
+                     "group": torch.tensor([index[p.group] for p in self.rank_pool]),
+                     "index": index}
 
     def _rank(self, img_feat, txt_feat, pairs: list[Pair]) -> torch.Tensor:
         """Mean of the log-probabilities of the own text among the pool's texts and of the
@@ -108,8 +107,8 @@ class Scorer:
         pool = {k: v.to(img_feat.device) if torch.is_tensor(v) else v
                 for k, v in self.pool.items()}
         own = (img_feat * txt_feat).sum(-1, keepdim=True) / pool["temp"]
-        gid = torch.tensor([pool["groups"].index(p.group) if p.group in pool["groups"] else -1
-                            for p in pairs], device=img_feat.device)
+        gid = torch.tensor([pool["index"].get(p.group, -1) for p in pairs],
+                           device=img_feat.device)
         same = gid[:, None] == pool["group"][None, :]
         out = 0
         for a, b in ((img_feat, pool["txt"]), (txt_feat, pool["img"])):
