@@ -45,8 +45,8 @@ REFERENCE_QUEUE = MAX_RESULTS
 GALLERY_SIZE = 24
 # the registry's names (`mmu_core.unlearn.names()`, a test keeps them equal), known without
 # importing torch
-METHODS = ("ours", "ours-local", "calibrated", "calibrated-rank", "retrain", "finetune", "ga",
-           "badt", "multidelete", "slug", "adv")
+METHODS = ("ours", "ours-local", "calibrated", "calibrated-rank", "calibrated-near", "retrain",
+           "finetune", "ga", "badt", "multidelete", "slug", "adv")
 
 
 def default_method() -> tuple[str, str]:

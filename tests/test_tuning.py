@@ -13,7 +13,8 @@ from mmu_core.bench import tuning
 def test_every_method_gets_the_same_budget():
     tuning.check_grids()
     assert set(tuning.GRIDS) == {"finetune", "ga", "badt", "multidelete", "slug", "adv", "ours",
-                                 "ours-local", "calibrated", "calibrated-rank"}
+                                 "ours-local", "calibrated", "calibrated-rank",
+                                 "calibrated-near"}
     assert {len(g) for g in tuning.GRIDS.values()} == {tuning.GRID_SIZE}
     assert tuning.GRID_SIZE >= 6
     with pytest.raises(ValueError, match="step cap"):

@@ -14,7 +14,7 @@ from mmu_core.unlearn.request import Request
 FAST = {"retrain": {"epochs": 1}, "finetune": {"steps": 5}, "ga": {"steps": 3},
         "badt": {"steps": 5}, "multidelete": {"steps": 5}, "slug": {"search_steps": 6},
         "adv": {}, "ours": {}, "ours-local": {"max_steps": 20}, "calibrated": {"max_steps": 10},
-        "calibrated-rank": {"max_steps": 10}}
+        "calibrated-rank": {"max_steps": 10}, "calibrated-near": {"max_steps": 10}}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,30 @@ def test_calibrated_rank_ranks_each_pair_among_the_pool_without_its_own_group(re
     assert info["settings"]["rank"] is True and "itc_rank" in info["floor"]
     assert "gap_itc_rank" in info["history"][-1]
     assert float(scorer.all(model, request_5.forget)["itc_rank"].mean()) < float(before.mean())
+
+
+def test_calibrated_near_reads_each_pairs_floor_from_pool_pairs_that_say_the_same(request_5):
+    """`floor="nearest"`: a pair's floor is the mean score of the pool pairs whose texts say
+    most nearly the same, so the person's appearance sentence (findable when never seen)
+    gets a higher rank floor than their biography sentences (only memorised)."""
+    from mmu_core.unlearn.calibrated import NEAR, Scorer, nearest_pool, never_seen_floors
+
+    bb, pool, forget = request_5.original, request_5.scenario.calib, request_5.forget
+    alike = nearest_pool(pool, forget)
+    assert alike.shape == (len(forget), NEAR)
+    looks = [i for i, p in enumerate(forget) if p.text.startswith("a ")]
+    assert len(looks) == 1  # one appearance sentence per person (docs/embedded-world.md)
+    assert all(pool[j].text.startswith("a ") for j in alike[looks[0]].tolist())
+    scorer = Scorer(request_5.retain, pool, 0, rank_pool=pool)
+    floors = never_seen_floors(scorer, bb, pool, forget, ("itc_rank",), near=alike)
+    scores = scorer.all(bb, pool)["itc_rank"]
+    assert torch.allclose(floors["itc_rank"], scores[alike].mean(1))
+    bio = [i for i in range(len(forget)) if i not in looks]
+    assert float(floors["itc_rank"][looks[0]]) > float(floors["itc_rank"][bio].max())
+    model, info = run("calibrated-near", request_5, max_steps=10)
+    assert info["settings"]["floor"] == "nearest" and info["settings"]["rank"] is True
+    with pytest.raises(ValueError, match="floor"):
+        run("calibrated", request_5, max_steps=1, floor="median")
 
 
 def test_bad_forget_sets_get_clear_errors(world):

@@ -42,6 +42,7 @@ GRIDS = {
     # a knob; the push's weight is (unlearn/calibrated.py)
     "calibrated": _grid(max_steps=[80, 240], lr=[1e-4, 3e-4], forget_weight=[1.0, 3.0]),
     "calibrated-rank": _grid(max_steps=[80, 240], lr=[1e-4, 3e-4], forget_weight=[1.0, 3.0]),
+    "calibrated-near": _grid(max_steps=[80, 240], lr=[1e-4, 3e-4], forget_weight=[1.0, 3.0]),
 }
 STEP_KEYS = ("steps", "max_steps")
 

@@ -13,7 +13,8 @@ def add_forget(sub) -> None:
     p = sub.add_parser("forget", help="unlearn a forget set with a method (ours or a "
                        "baseline); save the model and its metrics")
     p.add_argument("--method", default="ours", help="ours, ours-local, calibrated, "
-                   "calibrated-rank, retrain, finetune, ga, badt, multidelete, slug, adv")
+                   "calibrated-rank, calibrated-near, retrain, finetune, ga, badt, "
+                   "multidelete, slug, adv")
     p.add_argument("--model", default=None, help="default: embedded:<scenario>")
     p.add_argument("--data", default=None, help="world root (default: the embedded world)")
     p.add_argument("--scenario", default="privacy", choices=["privacy", "copyright"])

@@ -45,6 +45,14 @@ does", each measured rather than assumed:
   others. The pool's features are read under the model being edited, refreshed with the
   membership refit, and held fixed in between: the gradient moves the forgetting pair
   relative to them. Retrieval's gallery (never-trained pairs of D_test's kind) is not read.
+- **`floor="nearest"`: each pair's own never-seen level.** The quantile floor treats the
+  forgetting pairs as a draw of the pool's distribution. One person is not: on the
+  one-person confirm lists calibrated-rank pushed people whom Retrain leaves findable (R@D_f
+  up to 46.7) far below it. What a never-seen pair scores depends on what it says: a
+  person's appearance sentence follows from the photo and stays findable, a biography
+  sentence can only be memorised. With `nearest`, each pair's floor per score is the mean
+  over the NEAR pool pairs whose texts say most nearly the same (TF-IDF cosine): what
+  never-seen pairs that say the same score.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ SCORE_BATCH = 64
 SCORES = {"itc_cos": 10.0, "itm_logit": 1.0, "membership": 3.0}
 RANK_WEIGHT = 1.0  # itc_rank is a log-probability: its span is a few nats, like the logit's
 PROBE_PAIRS = 256  # members and never-seen pairs the membership probe is fitted on
+NEAR = 10  # pool pairs a pair's own floor is read from (`nearest`); set once, not tuned
 
 
 class Scorer:
@@ -147,7 +156,8 @@ class Scorer:
         fused = bb.fuse(img, ids, mask)[:, 0]
         itm = bb.model.itm_head(fused)
         out = {"itc_cos": (img_feat * txt_feat).sum(-1), "itm_logit": itm[:, 1] - itm[:, 0],
-               "membership": self._membership(fused), "fused": fused}
+               "membership": self._membership(fused), "fused": fused,
+               "img_feat": img_feat, "txt_feat": txt_feat}
         if self.pool is not None:
             out["itc_rank"] = self._rank(img_feat, txt_feat, pairs)
         return out
@@ -159,18 +169,37 @@ class Scorer:
 
 
 def never_seen_floors(scorer: Scorer, bb, calib: list[Pair], forget: list[Pair],
-                      names=tuple(SCORES), refit: bool = True) -> dict:
-    """Each forgetting pair's floor per score: the calibration pool's quantile
-    (rank + 1/2) / n under `bb`, by the pair's rank among the forgetting pairs under `bb`."""
+                      names=tuple(SCORES), refit: bool = True,
+                      near: torch.Tensor | None = None) -> dict:
+    """Each forgetting pair's floor per score under `bb`: the calibration pool's quantile
+    (rank + 1/2) / n, by the pair's rank among the forgetting pairs; or, given `near`
+    (`nearest_pool`), the mean over its own nearest pool pairs."""
     if refit:
         scorer.refit(bb)
         scorer.refresh(bb)
     c, f = scorer.all(bb, calib), scorer.all(bb, forget)
     floors = {}
     for name in names:
+        if near is not None:
+            floors[name] = c[name][near].mean(1)
+            continue
         q = (f[name].argsort().argsort().float() + 0.5) / len(forget)
         floors[name] = torch.quantile(c[name], q)
     return floors
+
+
+def nearest_pool(calib: list[Pair], forget: list[Pair], k: int = NEAR) -> torch.Tensor:
+    """For each forgetting pair, the indices of the k calibration pairs whose texts say most
+    nearly the same (TF-IDF cosine of the words). What a pair says decides how findable it
+    stays when never seen. Not the model's features: the original's text features of a
+    memorised biography sentence sit near its person's face (measured on privacy's choose
+    lists: a biography sentence's nearest pool texts were look-alikes' appearance
+    sentences), and its pair-to-pair match is what memory inflates."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer().fit([p.text for p in calib] + [p.text for p in forget])
+    sim = vec.transform([p.text for p in forget]) @ vec.transform([p.text for p in calib]).T
+    return torch.from_numpy(sim.toarray()).topk(min(k, len(calib)), dim=1).indices
 
 
 CROSS_SCORES = ("itc_cos", "itm_logit")  # what a cross pair is pulled on (`cross`)
@@ -207,7 +236,7 @@ def keep_pools(request: Request) -> list[tuple[list[Pair], int]]:
 def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                forget_weight: float = 1.0, forget_batch: int = 32, check_every: int = 5,
                refit_every: int = 20, budget: float = 0.1, cross: bool = False,
-               rank: bool = False):
+               rank: bool = False, floor: str = "quantile"):
     from mmu_core.metrics.collateral import Neighbours
     from mmu_core.training.distributed import Shard
     from mmu_core.training.recipes import recipe_losses
@@ -216,9 +245,14 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
     if not calib:
         raise DataError("this data has no calibration pool (calibration/ of a world of "
                         "version 4 or later): the never-seen level cannot be measured")
+    if floor not in ("quantile", "nearest"):
+        raise ValueError(f"floor must be 'quantile' or 'nearest', not {floor!r}")
     weights = {**SCORES, **({"itc_rank": RANK_WEIGHT} if rank else {})}
     scorer = Scorer(request.retain, calib, request.seed, rank_pool=calib if rank else ())
-    floors = never_seen_floors(scorer, request.original, calib, forget, names=tuple(weights))
+    # (nearest) each pair's own never-seen pairs, chosen once from the texts
+    alike = nearest_pool(calib, forget) if floor == "nearest" else None
+    floors = never_seen_floors(scorer, request.original, calib, forget, names=tuple(weights),
+                               near=alike)
     on_device = {k: v.to(request.original.device) for k, v in floors.items()}
     gen = torch.Generator().manual_seed(request.seed)
     # (cross) the forgetting images with their groups' other texts, and their floors
@@ -255,8 +289,8 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
         if steps % check_every == 0 or steps == max_steps:
             bb.eval()
             if steps % refit_every == 0:  # the attacker's view of the model as it is now
-                floors["membership"] = never_seen_floors(scorer, bb, calib,
-                                                         forget)["membership"]
+                floors["membership"] = never_seen_floors(scorer, bb, calib, forget,
+                                                         near=alike)["membership"]
                 on_device["membership"] = floors["membership"].to(bb.device)
             now = scorer.all(bb, forget)
             gaps = {k: float((now[k] - floors[k]).mean()) for k in weights}
@@ -283,7 +317,7 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                 "settings": {"max_steps": max_steps, "lr": lr, "forget_weight": forget_weight,
                              "forget_batch": forget_batch, "check_every": check_every,
                              "refit_every": refit_every, "budget": budget, "cross": cross,
-                             "rank": rank}}
+                             "rank": rank, "floor": floor}}
 
 
 @register("calibrated-rank")
@@ -293,3 +327,11 @@ def calibrated_rank(request: Request, **settings):
     works closest to Retrain of all methods, and over-forgets one person, whom Retrain may
     leave findable (docs/results/bench/confirm)."""
     return calibrated(request, **{**settings, "rank": True})
+
+
+@register("calibrated-near")
+def calibrated_near(request: Request, **settings):
+    """calibrated-rank with each pair's floor read from the never-seen pairs most like it
+    (`floor="nearest"`), not from the pool's quantile: a person whom Retrain leaves
+    findable is to stay as findable (issue 32)."""
+    return calibrated(request, **{**settings, "rank": True, "floor": "nearest"})
