@@ -17,8 +17,7 @@ def test_smoke_preset_writes_every_table_and_resumes(tmp_path):
     methods = PRESETS["smoke"].methods
     assert set(methods) == set(METHODS) - {"ours-local+budget", "calibrated",
                                            "calibrated+budget", "calibrated-rank",
-                                           "calibrated-rank+budget", "calibrated-near",
-                                           "calibrated-near+budget"}
+                                           "calibrated-rank+budget"}
     for method in ("original",) + methods:
         assert f"| {method} |" in table
     assert "Per-word matching-score shifts" in table
