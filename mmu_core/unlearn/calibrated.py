@@ -178,12 +178,12 @@ def never_seen_floors(scorer: Scorer, bb, calib: list[Pair], forget: list[Pair],
     if refit:
         scorer.refit(bb)
         scorer.refresh(bb)
-    c, f = scorer.all(bb, calib), scorer.all(bb, forget)
+    c = scorer.all(bb, calib)
+    if near is not None:  # the forgetting pairs' own scores are not read
+        return {name: c[name][near].mean(1) for name in names}
+    f = scorer.all(bb, forget)
     floors = {}
     for name in names:
-        if near is not None:
-            floors[name] = c[name][near].mean(1)
-            continue
         q = (f[name].argsort().argsort().float() + 0.5) / len(forget)
         floors[name] = torch.quantile(c[name], q)
     return floors

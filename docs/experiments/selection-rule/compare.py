@@ -9,7 +9,7 @@ same Retrain cells). Writes compare.json.
 import json
 from pathlib import Path
 
-from mmu_core.bench.confirm import list_figures
+from mmu_core.bench.confirm import list_figures, summarise
 
 HERE = Path(__file__).parent
 COMMITTED = HERE.parents[1] / "results" / "bench" / "confirm" / "cells"
@@ -34,12 +34,11 @@ def main():
                 row = {"setting": f"{scenario}-{size}", "method": method,
                        "lists": len(per["four_axis_rule"])}
                 for rule, figs in per.items():
-                    n = len(figs)
-                    row[rule] = {"four_axis": round(sum(f["four_axis"] for f in figs) / n, 2),
-                                 "avg_g": round(sum(f["avg_g"] for f in figs) / n, 2),
-                                 **{k: round(sum(f["signed"][k] for f in figs) / n, 1)
-                                    for k in figs[0]["signed"]},
-                                 "collateral": round(sum(f["collateral"] for f in figs) / n, 3)}
+                    mean = summarise(figs)
+                    row[rule] = {"four_axis": round(mean["four_axis"][0], 2),
+                                 "avg_g": round(mean["avg_g"][0], 2),
+                                 **{k: round(v[0], 1) for k, v in mean["signed"].items()},
+                                 "collateral": round(mean["collateral"][0], 3)}
                 rows.append(row)
                 print(json.dumps(row))
     (HERE / "compare.json").write_text(json.dumps(rows, indent=1))

@@ -9,7 +9,7 @@ cells); computes nothing, changes no setting.
 import json
 from pathlib import Path
 
-from mmu_core.bench.confirm import list_figures
+from mmu_core.bench.confirm import list_figures, summarise
 from mmu_core.bench.tuning import GRIDS
 
 CELLS = Path(__file__).resolve().parents[2] / "results" / "bench" / "tuning" / "cells"
@@ -30,9 +30,9 @@ def main(out=Path(__file__).parent / "select.json"):
                         if (CELLS / f"{stem}-{method}-{k}.json").exists()]
                 if len(figs) < len(refs):
                     break
-                per.append({key: sum(f[key] for f in figs) / len(figs)
-                            for key in ("avg_g", "four_axis")}
-                           | {"d_r": sum(f["signed"]["R@D_r"] for f in figs) / len(figs)})
+                mean = summarise(figs)
+                per.append({"avg_g": mean["avg_g"][0], "four_axis": mean["four_axis"][0],
+                            "d_r": mean["signed"]["R@D_r"][0]})
             if len(per) < len(grid):
                 continue
             by = {rule: min(range(len(per)), key=lambda k: (per[k][rule], k))
