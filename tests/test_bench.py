@@ -139,6 +139,33 @@ def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeyp
         assert row in table.split("## Audit")[1]
 
 
+def test_a_cell_made_under_another_choice_is_refused(tmp_path, monkeypatch, tiny_world,
+                                                     tiny_backbone):
+    """When the tuning's choice changes (a new rule, a new grid), the cells made with the old
+    settings are not read back as if they were the new choice's."""
+    from dataclasses import replace
+
+    import mmu_core.unlearn.tuned as tuned
+    from mmu_core.bench import unlearning as U
+
+    chosen = {"steps": 1, "lr": 1e-4}
+    monkeypatch.setattr(tuned, "tuned_settings", lambda *a, **kw: (dict(chosen), "a test"))
+    tiny_backbone.save_pretrained(tmp_path / "tiny")
+    preset = U.with_sources(
+        replace(U.PRESETS["smoke"], methods=("ga",), tuned=True, eval_max_pairs=40),
+        original={"privacy": str(tmp_path / "tiny")}, pretrained=str(tmp_path / "tiny"))
+    out = tmp_path / "tuned"
+    U.run_preset("smoke", out, data=tiny_world, preset=preset, log=lambda *_: None)
+    cell = json.loads((out / "cells" / "privacy-5-s0-ga.json").read_text())
+    assert cell["settings"] == chosen
+    U.run_preset("smoke", out, data=tiny_world, preset=preset, log=lambda *_: None,
+                 tables_only=True)  # the same choice: read back
+    chosen["steps"] = 2
+    with pytest.raises(ValueError, match="privacy-5-s0-ga.json holds"):
+        U.run_preset("smoke", out, data=tiny_world, preset=preset, log=lambda *_: None,
+                     tables_only=True)
+
+
 def test_summary_bolds_the_lowest_method_and_counts_the_seeds():
     from dataclasses import replace
 

@@ -146,3 +146,22 @@ def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, t
     again = confirm(tmp_path / "confirm", data=tiny_world, settings_path=settings,
                     tables_only=True, log=lambda *_: None)
     assert again["table"].keys() == out["table"].keys() >= {"privacy-5-ga+budget"}
+    # a choice changed after its cells were made: the old cells are refused, not read
+    settings.write_text(json.dumps({"settings": {"privacy": {"5": {"ga": {"steps": 2,
+                                                                          "lr": 1e-4}}}}}))
+    with pytest.raises(ValueError, match="privacy-5-confirm-0-ga.json holds"):
+        confirm(tmp_path / "confirm", data=tiny_world, settings_path=settings,
+                tables_only=True, log=lambda *_: None)
+
+
+def test_the_rule_chooses_by_the_four_axis_figure_not_avg_g():
+    """A setting that wins Avg.G by wrecking D_r (which Avg.G leaves out) is not chosen:
+    the four-axis figure counts R@D_r."""
+    wrecks = {"avg_g": 2.0, "four_axis": 20.0}  # close on D_f / D_val, R@D_r -60
+    keeps = {"avg_g": 4.0, "four_axis": 5.0}
+    best, means = tuning.choose({0: [wrecks, wrecks], 1: [keeps, keeps]})
+    assert best == 1
+    assert means["avg_g"] == {0: 2.0, 1: 4.0} and means["four_axis"] == {0: 20.0, 1: 5.0}
+    # ties go to the earlier setting; means are over the validation sets
+    assert tuning.choose({0: [keeps], 1: [keeps]})[0] == 0
+    assert tuning.choose({0: [wrecks, keeps], 1: [keeps, keeps]})[1]["four_axis"][0] == 12.5

@@ -78,6 +78,10 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                         return {**cell, "method": method,
                                 **({"budget_read_on": read_on} if read_on else {})}
                 cells[method] = cached_cell(out, name, compute)
+                if cells[method] is not None and cells[method]["settings"] != settings:
+                    # a changed choice (or budget) must not be read from an older cell
+                    raise ValueError(f"{name}.json holds {cells[method]['settings']}, the "
+                                     f"choice now is {settings}: remove it to recompute")
                 if cells[method] is not None and compute is not None:
                     log(f"[{time.time() - t0:7.1f} s] {name}: "
                         f"{cells[method]['unlearning']['seconds']} s")

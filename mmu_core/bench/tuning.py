@@ -4,7 +4,10 @@ Every method, ours included, gets the same budget: a declared grid of GRID_SIZE 
 its own main knobs, at most STEP_CAP optimisation steps, run on the validation forget sets
 (`Df/<dataset>/<size>/val-<k>.txt`, each with its own Retrain) of the scenario's
 validation view (the validation split in place of D_test). The same rule picks every
-method's settings: the lowest mean retrieval Avg.G to Retrain over the validation sets.
+method's settings: the lowest mean four-axis figure to Retrain over the validation sets
+(mean |delta| over MI, R@D_f, R@D_val and R@D_r; issue 32). Avg.G, the rule until
+2026-12-07, leaves D_r out and handed settings that wreck the rest of the model
+(docs/experiments/selection-rule).
 Nothing here reads D_test or a reported forget set (tests/test_tuning.py checks it).
 
 Cells are resumable JSON files like the benchmark's; the chosen settings are written to
@@ -94,7 +97,7 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                     if computing else None)
         incomplete = set()  # methods with a cell missing in this scenario
         for size, lists in validation_sets(root, scenario).items():
-            scores = {}  # (method, k) -> [avg_g per validation set]
+            scores = {}  # (method, k) -> [retrieval comparison per validation set]
             for vpath in lists:
 
                 def cell(method, settings, tag):
@@ -125,21 +128,22 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                         if c is None:
                             continue
                         cmp = compare(c["metrics"], ref["metrics"])
-                        scores.setdefault((method, k), []).append(cmp["retrieval"]["avg_g"])
+                        scores.setdefault((method, k), []).append(cmp["retrieval"])
             for method in methods:
-                means = {k: sum(v) / len(v) for (m, k), v in scores.items() if m == method}
-                if len(means) < len(grids[method]) or any(
-                        len(scores[method, k]) < len(lists) for k in means):
+                mine = {k: v for (m, k), v in scores.items() if m == method}
+                if len(mine) < len(grids[method]) or any(
+                        len(v) < len(lists) for v in mine.values()):
                     incomplete.add(method)
-                if not means:
+                if not mine:
                     continue
-                best = min(means, key=lambda k: (means[k], k))  # ties: the earlier setting
+                best, means = choose(mine)
                 chosen.setdefault(scenario, {}).setdefault(str(size), {})[method] = \
                     grids[method][best]
                 table[f"{scenario}-{size}-{method}"] = {
-                    "settings": grids[method], "mean_avg_g": [round(means[k], 3)
-                                                               for k in sorted(means)],
-                    "chosen": best, "validation_sets": len(scores[method, best]),
+                    "settings": grids[method], **{
+                        f"mean_{key}": [round(means[key][k], 3) for k in sorted(mine)]
+                        for key in ("four_axis", "avg_g")},
+                    "chosen": best, "validation_sets": len(mine[best]),
                     "validation_sets_declared": len(lists)}
         for by_size in chosen.get(scenario, {}).values():
             for method in incomplete:  # nothing is chosen from part of a method's cells
@@ -150,8 +154,7 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
             done.append(scenario)
     complete = done == [s for s in SCENARIOS if validation_sets(root, s)]
     result = {"protocol": "docs/benchmark.md", "step_cap": STEP_CAP, "grid_size": GRID_SIZE,
-              "selection": "lowest mean retrieval Avg.G to Retrain over the validation sets, "
-                           "validation split in place of D_test",
+              "selection": SELECTION,
               "complete": complete, "complete_scenarios": done, "settings": chosen,
               "validation": table,
               "provenance": provenance({"scenarios": list(scenarios),
@@ -167,6 +170,19 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
         (out / "partial.json").write_text(json.dumps(result, indent=1))
     (out / "validation.md").write_text(validation_markdown(result))
     return result
+
+
+SELECTION = ("lowest mean four-axis figure (mean |delta| over MI, R@D_f, R@D_val, R@D_r) to "
+             "Retrain over the validation sets, validation split in place of D_test")
+
+
+def choose(per_setting: dict) -> tuple[int, dict]:
+    """(the chosen setting, the means per figure) from each setting's comparisons to Retrain
+    over the validation sets: the lowest mean four-axis figure, ties to the earlier setting."""
+    means = {key: {k: sum(c[key] for c in v) / len(v) for k, v in per_setting.items()}
+             for key in ("four_axis", "avg_g")}
+    best = min(per_setting, key=lambda k: (means["four_axis"][k], k))
+    return best, means
 
 
 def validation_cell(original, view, scenario: str, size: int, vpath: Path, method: str,
@@ -200,14 +216,16 @@ def validation_markdown(result: dict) -> str:
              "a method's settings are chosen only where all its cells are in; scenarios "
              "complete so far: " + (", ".join(done) or "none") + ")"), "",
           f"Selection: {result['selection']}. Step cap {result['step_cap']}, "
-          f"{result['grid_size']} settings per method. Mean Avg.G per setting (in bold: "
-          "the chosen one, or in an incomplete scenario the lowest so far).", ""]
+          f"{result['grid_size']} settings per method. Mean four-axis figure per setting, the "
+          "rule (in bold: the chosen one, or in an incomplete scenario the lowest so far), "
+          "and mean Avg.G beside it.", ""]
     for key, row in result["validation"].items():
         cells = [f"**{v:.2f}**" if i == row["chosen"] else f"{v:.2f}"
-                 for i, v in enumerate(row["mean_avg_g"])]
+                 for i, v in enumerate(row["mean_four_axis"])]
         md += [f"## {key} ({row['validation_sets']} of {row['validation_sets_declared']} "
                "validation sets)", "",
-               "| setting | mean Avg.G |", "|---|---|"]
-        md += [f"| `{json.dumps(s)}` | {c} |" for s, c in zip(row["settings"], cells)]
+               "| setting | mean four-axis | mean Avg.G |", "|---|---|---|"]
+        md += [f"| `{json.dumps(s)}` | {c} | {g:.2f} |"
+               for s, c, g in zip(row["settings"], cells, row["mean_avg_g"])]
         md.append("")
     return "\n".join(md)

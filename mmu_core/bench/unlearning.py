@@ -372,6 +372,15 @@ def run_preset(preset_name: str, out: str | Path, data=None, log=print,
             return result
 
         cell = cached_cell(out, name, None if tables_only or not mine else compute)
+        if cell is not None and preset.tuned and method not in ("retrain", "original"):
+            # a choice changed since the cell was made (a new rule, a new grid): refuse
+            # the old cell rather than report it under the new settings
+            wanted = {**tuned_settings(guarded_base(method) or method, scenario, size)[0],
+                      **(settings or {})}
+            held = {k: cell["settings"].get(k) for k in wanted}
+            if held != wanted:
+                raise ValueError(f"{name}.json holds {held}, the tuned settings now are "
+                                 f"{wanted}: remove it to recompute")
         if (backfill and not tables_only and cell is not None and mine and tag is None
                 and method != "original"
                 and predates_collateral(cell)):
