@@ -63,6 +63,19 @@ def check_grids(grids: dict = GRIDS) -> None:
 SCENARIOS = ("privacy", "copyright")
 
 
+SELECTION = ("lowest mean four-axis figure (mean |delta| over MI, R@D_f, R@D_val, R@D_r) to "
+             "Retrain over the validation sets, validation split in place of D_test")
+
+
+def choose(per_setting: dict) -> tuple[int, dict]:
+    """(the chosen setting, the means per figure) from each setting's comparisons to Retrain
+    over the validation sets: the lowest mean four-axis figure, ties to the earlier setting."""
+    means = {key: {k: sum(c[key] for c in v) / len(v) for k, v in per_setting.items()}
+             for key in ("four_axis", "avg_g")}
+    best = min(per_setting, key=lambda k: (means["four_axis"][k], k))
+    return best, means
+
+
 def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
          grids: dict = GRIDS, eval_max_pairs: int = 300, retrain_epochs: int | None = None,
          models=None, log=print, tables_only: bool = False,
@@ -170,19 +183,6 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
         (out / "partial.json").write_text(json.dumps(result, indent=1))
     (out / "validation.md").write_text(validation_markdown(result))
     return result
-
-
-SELECTION = ("lowest mean four-axis figure (mean |delta| over MI, R@D_f, R@D_val, R@D_r) to "
-             "Retrain over the validation sets, validation split in place of D_test")
-
-
-def choose(per_setting: dict) -> tuple[int, dict]:
-    """(the chosen setting, the means per figure) from each setting's comparisons to Retrain
-    over the validation sets: the lowest mean four-axis figure, ties to the earlier setting."""
-    means = {key: {k: sum(c[key] for c in v) / len(v) for k, v in per_setting.items()}
-             for key in ("four_axis", "avg_g")}
-    best = min(per_setting, key=lambda k: (means["four_axis"][k], k))
-    return best, means
 
 
 def validation_cell(original, view, scenario: str, size: int, vpath: Path, method: str,
