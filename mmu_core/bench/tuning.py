@@ -187,9 +187,11 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
 
 def validation_cell(original, view, scenario: str, size: int, vpath: Path, method: str,
                     settings: dict, name: str, eval_max_pairs: int = 300,
-                    retrain_epochs: int | None = None, protocol: str = "tuning") -> dict:
+                    retrain_epochs: int | None = None, protocol: str = "tuning",
+                    seed: int = 0) -> dict:
     """One method's run on one validation forget set, evaluated with the validation view
-    (its `unlearning` summary holds the collateral on the nearest other people)."""
+    (its `unlearning` summary holds the collateral on the nearest other people). `seed`
+    draws the run's batches (Retrain's noise: docs/experiments/retrain-noise)."""
     from mmu_core.data.scenarios import load_forget_ids
     from mmu_core.metrics.evaluate import evaluate
     from mmu_core.metrics.provenance import provenance
@@ -197,7 +199,7 @@ def validation_cell(original, view, scenario: str, size: int, vpath: Path, metho
     from mmu_core.unlearn.request import Request
 
     ids = load_forget_ids(vpath)
-    request = Request.build(original, view, ids, scenario)
+    request = Request.build(original, view, ids, scenario, seed=seed)
     kw = dict(settings)
     if method == "retrain" and retrain_epochs:
         kw["epochs"] = retrain_epochs

@@ -35,25 +35,19 @@ RUNS = (("privacy", 5, "confirm-0", 1), ("privacy", 5, "confirm-1", 1),
 
 
 def retrain_again(scenario, size, stem, seed):
+    """The confirm cell's own Retrain (`bench/tuning.py` `validation_cell`), with `seed`."""
+    from mmu_core.bench.tuning import validation_cell
     from mmu_core.data.generate import default_world
-    from mmu_core.data.scenarios import load_forget_ids, load_scenario, validation_sets
-    from mmu_core.metrics.evaluate import evaluate
-    from mmu_core.metrics.provenance import provenance
+    from mmu_core.data.scenarios import load_scenario, validation_sets
     from mmu_core.models.backbone import load_backbone
-    from mmu_core.unlearn import run
-    from mmu_core.unlearn.request import Request
 
     root = default_world()
     vpath = next(p for p in validation_sets(root, scenario, "confirm")[size] if p.stem == stem)
-    view = load_scenario(root, scenario).validation_view()
-    ids = load_forget_ids(vpath)
-    original = load_backbone(f"embedded:{scenario}")
-    model, info = run("retrain", Request.build(original, view, ids, scenario, seed=seed))
-    metrics = evaluate(model, view, ids, max_pairs=300, progress=False, retrieval_only=True)
-    return {"cell": f"{scenario}-{size}-{stem}-retrain-seed{seed}", "scenario": scenario,
-            "size": size, "validation_set": stem, "method": "retrain", "seed": seed,
-            "settings": {}, "unlearning": info, "metrics": metrics,
-            "provenance": provenance({"experiment": "retrain-noise"})}
+    cell = validation_cell(load_backbone(f"embedded:{scenario}"),
+                           load_scenario(root, scenario).validation_view(), scenario, size,
+                           vpath, "retrain", {}, f"{scenario}-{size}-{stem}-retrain-seed{seed}",
+                           protocol="retrain-noise", seed=seed)
+    return {**cell, "seed": seed}
 
 
 def spread():
