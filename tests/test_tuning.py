@@ -103,6 +103,7 @@ def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, t
     figure and the collateral of both."""
     from mmu_core.bench.confirm import confirm
     from mmu_core.data import scenarios
+    from mmu_core.metrics.compare import compare
 
     lists = []
     real_read = scenarios.read_id_list
@@ -114,7 +115,7 @@ def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, t
                           "calibrated": {"max_steps": 2, "check_every": 1}}}}}))
     kw = dict(data=tiny_world, settings_path=settings, scenarios=("privacy",),
               retrain_epochs=1, eval_max_pairs=40, log=lambda *_: None,
-              models={"privacy": tiny_backbone})
+              models={"privacy": tiny_backbone}, draws={("privacy", 5): 2})
     none = confirm(tmp_path / "confirm", lists=["confirm-9"], **kw)  # no such list
     assert none["table"] == {}
     out = confirm(tmp_path / "confirm", lists=["confirm-0"], sizes=[5], **kw)
@@ -128,6 +129,18 @@ def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, t
                        "privacy-5-confirm-0-calibrated.json").read_text())
     assert cell["unlearning"]["floor"]["calibration_pairs"] > 0  # read the pool
     assert "privacy 5 | calibrated" in (tmp_path / "confirm" / "confirm.md").read_text()
+    # one person: the reference is the mean of the list's Retrain draws (seeds 0 and 1)
+    draws = [json.loads((tmp_path / "confirm" / "cells" / f"privacy-5-confirm-0-{n}.json")
+                        .read_text()) for n in ("retrain", "retrain-seed1")]
+    assert draws[1]["seed"] == 1 and draws[1]["method"] == "retrain"
+    mean = {k: (draws[0]["metrics"]["headline"][k] + draws[1]["metrics"]["headline"][k]) / 2
+            for k in ("MI", "R@D_f", "R@D_test", "R@D_r")}
+    assert per["retrain_draws"] == 2 and per["signed"] == pytest.approx(
+        {k: cell["metrics"]["headline"][k] - v for k, v in mean.items()})
+    floor = out["retrain_draws"]["privacy-5"]["per_list"][0]
+    apart = compare(draws[0]["metrics"], draws[1]["metrics"])["retrieval"]["four_axis"]
+    assert floor["draws"] == 2 and floor["draw_vs_others"] == pytest.approx(apart)
+    assert per["like_retrain"] == (per["four_axis"] <= apart)
     # a second list: its guarded forms take the budget from the first list's Retrain only
     # (never their own list's), and the first list's from the second's
     out = confirm(tmp_path / "confirm", lists=["confirm-1", "confirm-0"], sizes=[5],
