@@ -7,6 +7,8 @@ its own Retrain, in the same validation view (no D_test, no reported list). Noth
 here. The table gives, per scenario, size and method, the mean over the confirm lists of
 Avg.G, the four-axis figure (Avg.G's three deltas plus |delta R@D_r|), the signed deltas to
 Retrain, the collateral on the nearest other people against Retrain's own, and the spread.
+At one person Retrain is a draw, not a level: there each list's reference is the mean of
+several Retrain draws, and each list's floor (one draw against the others) is given.
 """
 
 from __future__ import annotations
@@ -99,10 +101,10 @@ def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                     log(f"[{time.time() - t0:7.1f} s] {name}: "
                         f"{cells[method]['unlearning']['seconds']} s")
             for cells in by_list.values():
-                ref = cells.pop("retrain")
-                done = [ref] + [c for c in (cells.pop(m) for m in extra) if c is not None]
-                if ref is None:
+                first, more = cells.pop("retrain"), [cells.pop(m) for m in extra]
+                if first is None:
                     continue
+                done = [first, *(c for c in more if c is not None)]
                 ref = reference(done)
                 if len(done) > 1:
                     floors.setdefault((scenario, size), []).append(draw_floor(done))

@@ -73,7 +73,8 @@ def add_confirm(sub) -> None:
                    help="settings.json to confirm (default: the tuning's)")
     p.add_argument("--scenario", action="append", choices=["privacy", "copyright"],
                    help="default: both")
-    p.add_argument("--method", action="append", help="compute only these (retrain included)")
+    p.add_argument("--method", action="append",
+                   help="compute only these (retrain: its further draws at one person too)")
     p.add_argument("--size", action="append", type=int, help="compute only these sizes")
     p.add_argument("--list", action="append", help="compute only these lists (confirm-<k>)")
     p.add_argument("--shard", default=None, help="i/n: compute every n-th cell only")
