@@ -55,6 +55,10 @@ does", each measured rather than assumed:
   never-seen pairs that say the same score. It did not carry (docs/experiments/
   calibrated-near): every person says the same kinds of things, while Retrain's level
   differs from person to person.
+- **`hold` (0, off; a probe that did not help).** The retained pairs of the `hold` groups
+  nearest the request, each regressed to its own original ITC cosine and ITM logit. On the
+  choose half it pinned the pairs it held (collateral 0.01-0.05) and not the people next to
+  them, and was worse on six of seven lists (docs/experiments/calibrated-hold).
 """
 
 from __future__ import annotations
@@ -218,6 +222,18 @@ def cross_pairs(pairs: list[Pair], limit: int, gen: torch.Generator) -> list[Pai
     return sample(out, limit, gen)
 
 
+HOLD_SCORES = ("itc_cos", "itm_logit")  # what a held neighbour pair keeps (`hold`)
+
+
+def held_pairs(request: Request, groups: int) -> list[Pair]:
+    """The retained pairs of the `groups` other people (works) whose images the original
+    finds most like a forgetting image (metrics/collateral.py's choice of neighbours)."""
+    from mmu_core.metrics.collateral import nearest_groups
+
+    near = set(nearest_groups(request.original, request.forget, request.retain, groups))
+    return [p for p in request.retain if p.group in near]
+
+
 def keep_pools(request: Request) -> list[tuple[list[Pair], int]]:
     """What the model should keep, as (pool, per batch): D_r, plus for privacy the scene and
     question pairs its recipe mixes in, in the recipe's proportions."""
@@ -237,7 +253,7 @@ def keep_pools(request: Request) -> list[tuple[list[Pair], int]]:
 def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                forget_weight: float = 1.0, forget_batch: int = 32, check_every: int = 5,
                refit_every: int = 20, budget: float = 0.1, cross: bool = False,
-               rank: bool = False, floor: str = "quantile"):
+               rank: bool = False, floor: str = "quantile", hold: int = 0):
     from mmu_core.metrics.collateral import Neighbours
     from mmu_core.training.distributed import Shard
     from mmu_core.training.recipes import recipe_losses
@@ -262,6 +278,11 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                                   cross_pairs(calib, PROBE_PAIRS, gen), x_forget,
                                   CROSS_SCORES, refit=False) if x_forget else {})
     x_on_device = {k: v.to(request.original.device) for k, v in x_floors.items()}
+    # (hold) the nearest other people's own pairs, each held at its original scores
+    held = held_pairs(request, hold) if hold else []
+    if held:
+        level = scorer.all(request.original, held)
+        held_level = {k: level[k].to(request.original.device) for k in HOLD_SCORES}
     bb = request.fresh_model().train()
     opt = optimiser(bb, lr)
     pools = keep_pools(request)
@@ -282,6 +303,11 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
             now = scorer(bb, [x_forget[i] for i in rows])
             push = push + sum(SCORES[k] * (now[k] - x_on_device[k][rows]).abs().mean()
                               for k in CROSS_SCORES)
+        if held:  # held as hard as the forgetting pairs are pulled
+            rows = torch.randperm(len(held), generator=gen)[:forget_batch].tolist()
+            now = scorer(bb, [held[i] for i in rows])
+            push = push + sum(SCORES[k] * (now[k] - held_level[k][rows]).abs().mean()
+                              for k in HOLD_SCORES)
         loss = sum(keep.values()) + forget_weight * push
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -313,12 +339,12 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                 "floor": {"calibration_pairs": len(calib),
                           **{k: round(float(v.median()), 4) for k, v in floors.items()}},
                 "at_level": bool(history) and at_level,
-                "cross_pairs": len(x_forget),
+                "cross_pairs": len(x_forget), "held_pairs": len(held),
                 "within_budget": bool(history) and history[-1]["collateral"] <= budget,
                 "settings": {"max_steps": max_steps, "lr": lr, "forget_weight": forget_weight,
                              "forget_batch": forget_batch, "check_every": check_every,
                              "refit_every": refit_every, "budget": budget, "cross": cross,
-                             "rank": rank, "floor": floor}}
+                             "rank": rank, "floor": floor, "hold": hold}}
 
 
 @register("calibrated-rank")
