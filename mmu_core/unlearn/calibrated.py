@@ -58,7 +58,13 @@ does", each measured rather than assumed:
 - **`hold` (0, off; a probe that did not help).** The retained pairs of the `hold` groups
   nearest the request, each regressed to its own original ITC cosine and ITM logit. On the
   choose half it pinned the pairs it held (collateral 0.01-0.05) and not the people next to
-  them, and was worse on six of seven lists (docs/experiments/calibrated-hold).
+  them, and was worse on six of seven lists (docs/experiments/calibrated-neighbours).
+- **`pull="huber"`, `ramp` (off; diagnostics).** The neighbours move most in the first
+  steps (0.6-0.8 of ITM match at privacy-50), from the ITM and membership pulls (ITC's alone:
+  0.05-0.17). Ramping the pull's weight up over `ramp` steps removes that shock, and a Huber
+  pull stops pushing a pair at its level; both end where the L1 pull ends (collateral
+  0.11-0.12 at 240 steps): the cost is holding the pairs at the level, not the path there
+  (docs/experiments/calibrated-neighbours, shock.py).
 """
 
 from __future__ import annotations
@@ -222,6 +228,16 @@ def cross_pairs(pairs: list[Pair], limit: int, gen: torch.Generator) -> list[Pai
     return sample(out, limit, gen)
 
 
+def distance(now: torch.Tensor, target: torch.Tensor, weight: float, pull: str) -> torch.Tensor:
+    """The pull of scores toward their targets, in weighted units: L1, or Huber with delta 1
+    (the same pull far away; near the target its gradient shrinks to nothing, so a pair at
+    its level stops being pushed back and forth)."""
+    gap = weight * (now - target)
+    if pull == "huber":
+        return torch.nn.functional.huber_loss(gap, torch.zeros_like(gap), delta=1.0)
+    return gap.abs().mean()
+
+
 HOLD_SCORES = ("itc_cos", "itm_logit")  # what a held neighbour pair keeps (`hold`)
 
 
@@ -253,7 +269,8 @@ def keep_pools(request: Request) -> list[tuple[list[Pair], int]]:
 def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                forget_weight: float = 1.0, forget_batch: int = 32, check_every: int = 5,
                refit_every: int = 20, budget: float = 0.1, cross: bool = False,
-               rank: bool = False, floor: str = "quantile", hold: int = 0):
+               rank: bool = False, floor: str = "quantile", hold: int = 0, pull: str = "l1",
+               ramp: int = 0):
     from mmu_core.metrics.collateral import Neighbours
     from mmu_core.training.distributed import Shard
     from mmu_core.training.recipes import recipe_losses
@@ -264,6 +281,8 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                         "version 4 or later): the never-seen level cannot be measured")
     if floor not in ("quantile", "nearest"):
         raise ValueError(f"floor must be 'quantile' or 'nearest', not {floor!r}")
+    if pull not in ("l1", "huber"):
+        raise ValueError(f"pull must be 'l1' or 'huber', not {pull!r}")
     weights = {**SCORES, **({"itc_rank": RANK_WEIGHT} if rank else {})}
     scorer = Scorer(request.retain, calib, request.seed, rank_pool=calib if rank else ())
     # (nearest) each pair's own never-seen pairs, chosen once from the texts
@@ -297,18 +316,19 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                              Shard(0, 1, len(batch)))
         rows = torch.randperm(len(forget), generator=gen)[:forget_batch].tolist()
         now = scorer(bb, [forget[i] for i in rows])
-        push = sum(w * (now[k] - on_device[k][rows]).abs().mean() for k, w in weights.items())
+        push = sum(distance(now[k], on_device[k][rows], w, pull) for k, w in weights.items())
         if x_forget:
             rows = torch.randperm(len(x_forget), generator=gen)[:forget_batch].tolist()
             now = scorer(bb, [x_forget[i] for i in rows])
-            push = push + sum(SCORES[k] * (now[k] - x_on_device[k][rows]).abs().mean()
+            push = push + sum(distance(now[k], x_on_device[k][rows], SCORES[k], pull)
                               for k in CROSS_SCORES)
         if held:  # held as hard as the forgetting pairs are pulled
             rows = torch.randperm(len(held), generator=gen)[:forget_batch].tolist()
             now = scorer(bb, [held[i] for i in rows])
-            push = push + sum(SCORES[k] * (now[k] - held_level[k][rows]).abs().mean()
+            push = push + sum(distance(now[k], held_level[k][rows], SCORES[k], pull)
                               for k in HOLD_SCORES)
-        loss = sum(keep.values()) + forget_weight * push
+        # (ramp) the pull's weight rises over the first `ramp` steps
+        loss = sum(keep.values()) + forget_weight * min(1.0, steps / ramp if ramp else 1) * push
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(bb.parameters()), 5.0)
@@ -344,7 +364,8 @@ def calibrated(request: Request, max_steps: int = 120, lr: float = 2e-4,
                 "settings": {"max_steps": max_steps, "lr": lr, "forget_weight": forget_weight,
                              "forget_batch": forget_batch, "check_every": check_every,
                              "refit_every": refit_every, "budget": budget, "cross": cross,
-                             "rank": rank, "floor": floor, "hold": hold}}
+                             "rank": rank, "floor": floor, "hold": hold, "pull": pull,
+                             "ramp": ramp}}
 
 
 @register("calibrated-rank")

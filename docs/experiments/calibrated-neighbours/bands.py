@@ -8,7 +8,7 @@ the held method is trained on. Here both runs (calibrated-rank as tuned, and wit
 pairs it holds. Retrain's model is not kept by the tuning cells, so its bands are not
 here. Choose half only (first list of each setting given).
 
-    PYTHONPATH=. python docs/experiments/calibrated-hold/bands.py privacy-50-val-0 ...
+    PYTHONPATH=. python docs/experiments/calibrated-neighbours/bands.py privacy-50-val-0 ...
 """
 
 import json

@@ -6,7 +6,7 @@ setting, once as tuned and once with `hold=20` (the retained pairs of the 20 gro
 the request, each pair's ITC cosine and ITM logit regressed to the original's), each
 against the list's own Retrain.
 
-    PYTHONPATH=. python docs/experiments/calibrated-hold/probe.py     # resumable
+    PYTHONPATH=. python docs/experiments/calibrated-neighbours/probe.py     # resumable
 """
 
 from pathlib import Path
