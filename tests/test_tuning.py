@@ -43,7 +43,7 @@ def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_b
     grid = {"ga": [{"steps": 1, "lr": lr} for lr in
                    (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)]}
     out = tuning.tune(tmp_path / "tune", data=tiny_world, grids=grid, retrain_epochs=1,
-                      eval_max_pairs=40, log=lambda *_: None,
+                      eval_max_pairs=40, log=lambda *_: None, draws={("privacy", 5): 2},
                       models={"privacy": tiny_backbone, "copyright": tiny_backbone})
 
     assert lists and all(p.name.startswith("val-") for p in lists)
@@ -57,9 +57,26 @@ def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_b
     for sizes in saved["settings"].values():
         for chosen in sizes.values():
             assert chosen["ga"] in grid["ga"]
+    # one person: each list is read against the mean of its Retrain draws (seeds 0 and 1)
+    from mmu_core.metrics.compare import compare
+
+    row = out["validation"]["privacy-5-ga"]
+    assert row["retrain_draws"] == [2] * row["validation_sets"]
+    cells = tmp_path / "tune" / "cells"
+    figures = []
+    for v in sorted(c.name.split("-")[2] + "-" + c.name.split("-")[3]
+                    for c in cells.glob("privacy-5-val-*-retrain.json")):
+        draws = [json.loads((cells / f"privacy-5-{v}-{n}.json").read_text())
+                 for n in ("retrain", "retrain-seed1")]
+        assert draws[1]["seed"] == 1
+        cell = json.loads((cells / f"privacy-5-{v}-ga-{row['chosen']}.json").read_text())
+        figures.append(compare(cell["metrics"], tuning.reference(draws)["metrics"])
+                       ["retrieval"]["four_axis"])
+    assert row["mean_four_axis"][row["chosen"]] == pytest.approx(
+        sum(figures) / len(figures), abs=1e-3)
     # resumable: a second call computes nothing new
     again = tuning.tune(tmp_path / "tune", data=tiny_world, grids=grid, retrain_epochs=1,
-                        eval_max_pairs=40, log=lambda *_: None,
+                        eval_max_pairs=40, log=lambda *_: None, draws={("privacy", 5): 2},
                         models={"privacy": tiny_backbone, "copyright": tiny_backbone})
     assert again["settings"] == out["settings"]
     # with no cells nothing is chosen and no settings file is written

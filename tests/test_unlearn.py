@@ -62,6 +62,25 @@ def test_calibrated_cross_pulls_the_persons_other_captions_too(request_5):
     assert _match(model, pairs) < _match(request_5.original, pairs)
 
 
+def test_calibrated_hold_keeps_the_nearest_groups_pairs_and_no_others(request_5):
+    """`hold`: the retained pairs of the nearest groups (metrics/collateral.py's choice), none
+    of the request's own, are held at their original scores while the request is forgotten."""
+    from mmu_core.metrics.collateral import nearest_groups
+    from mmu_core.unlearn.calibrated import held_pairs
+
+    held = held_pairs(request_5, 3)
+    near = set(nearest_groups(request_5.original, request_5.forget, request_5.retain, 3))
+    assert {p.group for p in held} == near and len(near) == 3
+    assert held == [p for p in request_5.retain if p.group in near]
+    model, info = run("calibrated", request_5, max_steps=10, hold=3)
+    free, _ = run("calibrated", request_5, max_steps=10)
+    assert info["held_pairs"] == len(held) and info["settings"]["hold"] == 3
+
+    def moved(bb):
+        return abs(_match(bb, held) - _match(request_5.original, held))
+    assert moved(model) < moved(free)
+
+
 def test_calibrated_rank_ranks_each_pair_among_the_pool_without_its_own_group(request_5):
     """`rank`: a pair's log-probability of its own text among the calibration pool's texts
     (and of its image among the pool's images); a pool pair is read without its own group,
@@ -234,3 +253,22 @@ def test_slug_out_of_reach_keeps_the_step_that_forgot_most(request_5, monkeypatc
     assert info["target_reached"] is False
     assert info["step"] == pytest.approx(0.5) and info["forget_signal_after"] == \
         pytest.approx(0.5, abs=1e-3)
+
+
+def test_calibrated_pulls_huber_near_the_level_and_l1_far_from_it():
+    """`pull`: Huber (delta 1, in weighted units) is the L1 pull less 1/2 far from the
+    target, and quadratic, with a vanishing gradient, at it."""
+    from mmu_core.unlearn.calibrated import distance
+
+    now, target = torch.tensor([0.0, 0.05, 3.0]), torch.zeros(3)
+    assert float(distance(now, target, 10.0, "l1")) == pytest.approx((0 + 0.5 + 30) / 3)
+    assert float(distance(now, target, 10.0, "huber")) == pytest.approx(
+        (0 + 0.5 * 0.5 ** 2 + 29.5) / 3)
+    at = torch.tensor([1e-4], requires_grad=True)
+    distance(at, torch.zeros(1), 10.0, "huber").backward()
+    assert abs(float(at.grad)) < 0.1  # the L1 pull's would be 10
+
+
+def test_calibrated_rejects_an_unknown_pull(request_5):
+    with pytest.raises(ValueError, match="pull must be"):
+        run("calibrated", request_5, max_steps=1, pull="l2")

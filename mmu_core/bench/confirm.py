@@ -18,17 +18,11 @@ import statistics
 import time
 from pathlib import Path
 
-from mmu_core.bench.tuning import SCENARIOS, validation_cell
+from mmu_core.bench.tuning import AXES, REFERENCE_DRAWS, SCENARIOS, reference, validation_cell
 from mmu_core.bench.unlearning import GUARD, guarded_base
 
 SETTINGS = Path(__file__).resolve().parents[2] / "docs" / "results" / "bench" / "tuning" / \
     "settings.json"
-AXES = ("MI", "R@D_f", "R@D_test", "R@D_r")
-# At one person Retrain is a draw, not a level (docs/experiments/retrain-noise: three
-# Retrains of one list left the person at R@D_f 46.7, 0.0 and 20.0), so there each list's
-# reference is the mean of several Retrain draws (seeds 0..k-1); from ten people on one
-# draw is steady (1.36 and 3.00 four-axis between two draws).
-REFERENCE_DRAWS = {("privacy", 5): 3}
 
 
 def confirm(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
@@ -177,22 +171,6 @@ def confirmed_best(path: str | Path = RESULT, guarded: bool = False) -> tuple[st
     within = " within the neighbours' budget" if guarded else ""
     return best, (f"the lowest four-axis figure on the confirm lists{within} "
                   f"({score[best]:.2f}, mean over {settings}; docs/results/bench/confirm)")
-
-
-def reference(draws: list[dict]) -> dict:
-    """One list's Retrain reference: its one cell, or for several draws a cell-like record
-    of their mean headline, collateral and time (what `list_figures` reads)."""
-    if len(draws) == 1:
-        return draws[0]
-    heads = [d["metrics"]["headline"] for d in draws]
-    cols = [d["unlearning"].get("collateral", {}).get("mean_abs_itm_change") for d in draws]
-    return {"metrics": {"scenario": draws[0]["metrics"]["scenario"],
-                        "headline": {k: statistics.mean(h[k] for h in heads) for k in AXES}},
-            "unlearning": {"seconds": statistics.mean(d["unlearning"]["seconds"]
-                                                      for d in draws),
-                           "collateral": {"mean_abs_itm_change": None if None in cols
-                                          else statistics.mean(cols)}},
-            "draws": len(draws)}
 
 
 def draw_floor(draws: list[dict]) -> dict:

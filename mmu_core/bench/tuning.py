@@ -17,6 +17,7 @@ Cells are resumable JSON files like the benchmark's; the chosen settings are wri
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from itertools import product
 from pathlib import Path
@@ -61,6 +62,31 @@ def check_grids(grids: dict = GRIDS) -> None:
 
 
 SCENARIOS = ("privacy", "copyright")
+# At one person Retrain is a draw, not a level (docs/experiments/retrain-noise: three
+# Retrains of one list left the person at R@D_f 46.7, 0.0 and 20.0), so there each confirm
+# list's reference is the mean of several Retrain draws (seeds 0..k-1); from ten people on
+# one draw is steady (1.36 and 3.00 four-axis between two). The committed choices were made
+# against one draw per choose list; `bench tune --reference-draws` reads the choose half
+# against these draws too (docs/experiments/choose-draws: it would remake 3 privacy-5 choices).
+REFERENCE_DRAWS = {("privacy", 5): 3}
+AXES = ("MI", "R@D_f", "R@D_test", "R@D_r")
+
+
+def reference(draws: list[dict]) -> dict:
+    """One list's Retrain reference: its one cell, or for several draws a cell-like record
+    of their mean headline, collateral and time (what `compare` and `list_figures` read)."""
+    if len(draws) == 1:
+        return draws[0]
+    heads = [d["metrics"]["headline"] for d in draws]
+    cols = [d["unlearning"].get("collateral", {}).get("mean_abs_itm_change") for d in draws]
+    return {"metrics": {"scenario": draws[0]["metrics"]["scenario"],
+                        "headline": {k: statistics.mean(h[k] for h in heads)
+                                     for k in AXES}},
+            "unlearning": {"seconds": statistics.mean(d["unlearning"]["seconds"]
+                                                      for d in draws),
+                           "collateral": {"mean_abs_itm_change": None if None in cols
+                                          else statistics.mean(cols)}},
+            "draws": len(draws)}
 
 
 SELECTION = ("lowest mean four-axis figure (mean |delta| over MI, R@D_f, R@D_val, R@D_r) to "
@@ -79,12 +105,15 @@ def choose(per_setting: dict) -> tuple[int, dict]:
 def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
          grids: dict = GRIDS, eval_max_pairs: int = 300, retrain_epochs: int | None = None,
          models=None, log=print, tables_only: bool = False,
-         sizes=None) -> dict:
+         sizes=None, draws=None) -> dict:
     """Run the missing validation cells of `scenarios`, then tabulate every scenario's
     cells and choose each method's settings per validated size. `models` maps a scenario
     to its original (default: the embedded one); `retrain_epochs` shortens Retrain (tests
     only: the protocol uses the recipe's). With `tables_only`, compute nothing; with
-    `sizes`, compute only those sizes' cells.
+    `sizes`, compute only those sizes' cells. `draws` maps (scenario, size) to the Retrain
+    draws per list of its reference (default one; REFERENCE_DRAWS with
+    `--reference-draws`); while some are missing, the reference is the mean of those there
+    (the table says how many).
 
     A method's settings for a scenario are chosen only once every one of its cells there
     exists (its choice reads nothing else); settings.json holds the choices made so far
@@ -98,11 +127,12 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
     from mmu_core.models.backbone import load_backbone
 
     check_grids(grids)
+    draws = draws or {}
     run_methods = set(methods or grids)  # what to compute; every method is tabulated
     methods = list(grids)
     out, root = Path(out), Path(data or default_world())
     t0 = time.time()
-    chosen, table, done = {}, {}, []
+    chosen, table, done, ref_draws = {}, {}, [], {}
     for scenario in SCENARIOS:
         computing = scenario in scenarios and not tables_only
         view = load_scenario(root, scenario).validation_view()
@@ -113,12 +143,14 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
             scores = {}  # (method, k) -> [retrieval comparison per validation set]
             for vpath in lists:
 
-                def cell(method, settings, tag):
+                def cell(method, settings, tag, seed=0):
                     name = f"{scenario}-{size}-{vpath.stem}-{tag}"
 
                     def compute():
-                        return validation_cell(original, view, scenario, size, vpath, method,
-                                               settings, name, eval_max_pairs, retrain_epochs)
+                        c = validation_cell(original, view, scenario, size, vpath, method,
+                                            settings, name, eval_max_pairs, retrain_epochs,
+                                            seed=seed)
+                        return {**c, **({"seed": seed} if seed else {})}
 
                     wanted = (computing and method in run_methods | {"retrain"}
                               and (sizes is None or size in sizes))
@@ -135,6 +167,11 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                     return result
 
                 ref = cell("retrain", {}, "retrain")
+                if ref is not None:  # one person: the mean of the list's Retrain draws
+                    more = [cell("retrain", {}, f"retrain-seed{k}", seed=k)
+                            for k in range(1, draws.get((scenario, size), 1))]
+                    ref = reference([ref, *(c for c in more if c is not None)])
+                    ref_draws.setdefault((scenario, size), []).append(ref.get("draws", 1))
                 for method in methods if ref is not None else ():
                     for k, settings in enumerate(grids[method]):
                         c = cell(method, settings, f"{method}-{k}")
@@ -157,7 +194,8 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                         f"mean_{key}": [round(means[key][k], 3) for k in sorted(mine)]
                         for key in ("four_axis", "avg_g")},
                     "chosen": best, "validation_sets": len(mine[best]),
-                    "validation_sets_declared": len(lists)}
+                    "validation_sets_declared": len(lists),
+                    "retrain_draws": ref_draws.get((scenario, size), [])}
         for by_size in chosen.get(scenario, {}).values():
             for method in incomplete:  # nothing is chosen from part of a method's cells
                 by_size.pop(method, None)

@@ -51,14 +51,19 @@ def add_tune(sub) -> None:
     p.add_argument("--size", action="append", type=int, help="compute only these sizes")
     p.add_argument("--tables-only", action="store_true",
                    help="compute nothing: tabulate the cells there are")
+    p.add_argument("--reference-draws", action="store_true",
+                   help="read each one-person list against the mean of several Retrain "
+                        "draws (REFERENCE_DRAWS, computed if missing), as the confirm half "
+                        "does; the committed choices read one draw")
     p.set_defaults(func=run_tune)
 
 
 def run_tune(a) -> None:
-    from mmu_core.bench.tuning import tune
+    from mmu_core.bench.tuning import REFERENCE_DRAWS, tune
 
     result = tune(a.out, data=a.data, scenarios=tuple(a.scenario or ("privacy", "copyright")),
-                  methods=a.method, tables_only=a.tables_only, sizes=a.size)
+                  methods=a.method, tables_only=a.tables_only, sizes=a.size,
+                  draws=REFERENCE_DRAWS if a.reference_draws else None)
     print(json.dumps(result["settings"], indent=1))
 
 
