@@ -61,9 +61,9 @@ does", each measured rather than assumed:
   them, and was worse on six of seven lists (docs/experiments/calibrated-neighbours).
 - **`pull="huber"`, `ramp` (off; diagnostics).** The neighbours move most in the first
   steps (0.6-0.8 of ITM match at privacy-50), from the ITM and membership pulls (ITC's alone:
-  0.05-0.17). Ramping the pull's weight up over `ramp` steps removes that shock, and a Huber
+  0.11-0.17). Ramping the pull's weight up over `ramp` steps removes that shock, and a Huber
   pull stops pushing a pair at its level; both end where the L1 pull ends (collateral
-  0.11-0.12 at 240 steps): the cost is holding the pairs at the level, not the path there
+  0.09-0.11 at 240 steps): the cost is holding the pairs at the level, not the path there
   (docs/experiments/calibrated-neighbours, shock.py).
 """
 
