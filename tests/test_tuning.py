@@ -113,6 +113,46 @@ def test_tuning_never_reads_test_data_or_reported_forget_sets(tiny_world, tiny_b
                     log=lambda *_: None, tables_only=True)
 
 
+def test_a_second_world_validates_a_size_the_first_cannot(tiny_world, tiny_backbone,
+                                                          tmp_path_factory, monkeypatch):
+    """Privacy-500 has no free people in the embedded world: its validation list comes
+    from a second generated world, read with that world's view and its own original."""
+    from mmu_core.data import generate
+
+    other = tmp_path_factory.mktemp("second_world")
+    generate.generate_world(other, seed=1, size="tiny")
+    monkeypatch.setattr(generate, "default_world",
+                        lambda seed=0: other if seed == 1 else tiny_world)
+    monkeypatch.setattr(tuning, "SECOND_WORLD_LISTS", {("privacy", 5): ("image-0",)})
+    originals, runs = [], []
+    monkeypatch.setattr(tuning, "world_original",
+                        lambda seed, scenario, log: originals.append(seed) or tiny_backbone)
+    real_cell = tuning.validation_cell
+
+    def record(original, view, scenario, size, vpath, *a, **kw):
+        runs.append((Path(vpath), Path(view.train[0].image)))
+        return real_cell(original, view, scenario, size, vpath, *a, **kw)
+
+    monkeypatch.setattr(tuning, "validation_cell", record)
+    lists = tuning.validation_lists(tiny_world, "privacy", second_world=1)[5]
+    assert [label for label, *_ in lists][-1] == "world1-image-0"
+    assert all(w == tiny_world for _, _, w in lists[:-1]) and lists[-1][2] == other
+
+    grid = {"ga": [{"steps": 1, "lr": lr} for lr in
+                   (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)]}
+    out_dir = tmp_path_factory.mktemp("tune2")
+    out = tuning.tune(out_dir, data=tiny_world, scenarios=("privacy",), grids=grid,
+                      retrain_epochs=1, eval_max_pairs=40, log=lambda *_: None, sizes=[5],
+                      models={"privacy": tiny_backbone}, second_world=1)
+    assert originals == [1]  # the second world's own original, loaded once
+    assert out["validation"]["privacy-5-ga"]["validation_sets"] == len(lists)
+    second = [(v, img) for v, img in runs if v.is_relative_to(other)]
+    assert len(second) == 1 + len(grid["ga"])  # its Retrain and the grid
+    assert all(img.is_relative_to(other) for _, img in second)  # that world's pairs
+    assert all(img.is_relative_to(tiny_world) for v, img in runs if v.is_relative_to(tiny_world))
+    assert (out_dir / "cells" / "privacy-5-world1-image-0-ga-0.json").is_file()
+
+
 def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, tiny_backbone,
                                                                     tmp_path, monkeypatch):
     """`bench confirm`: each method's chosen setting on the confirm lists (never a choose

@@ -59,11 +59,13 @@ def add_tune(sub) -> None:
 
 
 def run_tune(a) -> None:
-    from mmu_core.bench.tuning import REFERENCE_DRAWS, tune
+    from mmu_core.bench.tuning import REFERENCE_DRAWS, SECOND_WORLD, tune
 
+    # the embedded default validates privacy-500 in a second generated world
     result = tune(a.out, data=a.data, scenarios=tuple(a.scenario or ("privacy", "copyright")),
                   methods=a.method, tables_only=a.tables_only, sizes=a.size,
-                  draws=REFERENCE_DRAWS if a.reference_draws else None)
+                  draws=REFERENCE_DRAWS if a.reference_draws else None,
+                  second_world=SECOND_WORLD if a.data is None else None)
     print(json.dumps(result["settings"], indent=1))
 
 
