@@ -151,6 +151,11 @@ def test_a_second_world_validates_a_size_the_first_cannot(tiny_world, tiny_backb
     assert all(img.is_relative_to(other) for _, img in second)  # that world's pairs
     assert all(img.is_relative_to(tiny_world) for v, img in runs if v.is_relative_to(tiny_world))
     assert (out_dir / "cells" / "privacy-5-world1-image-0-ga-0.json").is_file()
+    from mmu_core.erasure.export import state_fingerprint  # which original: it is not shipped
+
+    record = json.loads((out_dir / "world1-privacy-original.json").read_text())
+    assert record["weights_sha256"] == state_fingerprint(tiny_backbone)
+    assert record["world"]["seed"] == 1
 
 
 def test_confirm_runs_the_chosen_settings_on_the_confirm_half_only(tiny_world, tiny_backbone,

@@ -2,8 +2,9 @@
 
 Every method, ours included, gets the same budget: a declared grid of GRID_SIZE settings over
 its own main knobs, at most STEP_CAP optimisation steps, run on the validation forget sets
-(`Df/<dataset>/<size>/val-<k>.txt`, each with its own Retrain) of the scenario's
-validation view (the validation split in place of D_test). The same rule picks every
+(`Df/<dataset>/<size>/val-<k>.txt`, each with its own Retrain; privacy-500's is a list of
+a second generated world, SECOND_WORLD_LISTS) of the scenario's validation view (the
+validation split in place of D_test). The same rule picks every
 method's settings: the lowest mean four-axis figure to Retrain over the validation sets
 (mean |delta| over MI, R@D_f, R@D_val and R@D_r; issue 32). Avg.G, the rule until
 2026-12-07, leaves D_r out and handed settings that wreck the rest of the model
@@ -154,6 +155,22 @@ def choose(per_setting: dict) -> tuple[int, dict]:
     return best, means
 
 
+def record_original(out: Path, world: Path, scenario: str, original) -> None:
+    """Write which original a second world's cells were read against (its weights'
+    fingerprint, its training summary) beside the cells: it is trained, not shipped."""
+    from mmu_core.erasure.export import state_fingerprint
+
+    manifest = json.loads((world / "world.json").read_text())
+    folder = world.parent / f"{world.name}-originals" / scenario
+    summary = folder / "train_summary.json"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"world{manifest['seed']}-{scenario}-original.json").write_text(json.dumps({
+        "world": {k: manifest[k] for k in ("world_version", "seed", "fingerprint")},
+        "weights_sha256": state_fingerprint(original),
+        "train_summary": json.loads(summary.read_text()) if summary.is_file() else None,
+    }, indent=1))
+
+
 def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
          grids: dict = GRIDS, eval_max_pairs: int = 300, retrain_epochs: int | None = None,
          models=None, log=print, tables_only: bool = False,
@@ -199,6 +216,7 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                 else:
                     seed = json.loads((w / "world.json").read_text())["seed"]
                     original = world_original(seed, scenario, log)
+                    record_original(out, w, scenario, original)
                 loaded[w] = (original, load_scenario(w, scenario).validation_view())
             return loaded[w]
 
