@@ -101,18 +101,21 @@ def validation_lists(root: Path, scenario: str, second_world: int | None = None
     return dict(sorted(out.items()))
 
 
+def original_folder(world: Path, scenario: str) -> Path:
+    """Where a generated world's own original is kept: beside the world in the cache."""
+    return world.parent / f"{world.name}-originals" / scenario
+
+
 def world_original(seed: int, scenario: str, log=print):
     """The original of the generated world `seed`: the embedded recipe trained from
     `embedded:pretrained` on all of that world's training pairs, as the shipped original
-    was on seed 0's (assets/models/README.md). Trained once (about 8 min on 2 cores) into
-    the cache beside the world, resumable; later calls load it."""
+    was on seed 0's (assets/models/README.md). Trained once (about 10 min on 2 cores),
+    resumable; later calls load it."""
     from mmu_core.data.generate import default_world
     from mmu_core.models.backbone import load_backbone
 
-    if seed == 0:
-        return load_backbone(f"embedded:{scenario}")
     world = default_world(seed)
-    folder = world.parent / f"{world.name}-originals" / scenario
+    folder = original_folder(world, scenario)
     if not (folder / "model.safetensors").is_file():
         from mmu_core.data.scenarios import load_scenario
         from mmu_core.training.recipes import RECIPES, scenario_inputs, train
@@ -161,8 +164,7 @@ def record_original(out: Path, world: Path, scenario: str, original) -> None:
     from mmu_core.erasure.export import state_fingerprint
 
     manifest = json.loads((world / "world.json").read_text())
-    folder = world.parent / f"{world.name}-originals" / scenario
-    summary = folder / "train_summary.json"
+    summary = original_folder(world, scenario) / "train_summary.json"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"world{manifest['seed']}-{scenario}-original.json").write_text(json.dumps({
         "world": {k: manifest[k] for k in ("world_version", "seed", "fingerprint")},
