@@ -279,6 +279,7 @@ def tune(out: str | Path, data=None, scenarios=SCENARIOS, methods=None,
                         for key in ("four_axis", "avg_g")},
                     "chosen": best, "validation_sets": len(mine[best]),
                     "validation_sets_declared": len(lists),
+                    "lists": [label for label, *_ in lists],
                     "retrain_draws": ref_draws.get((scenario, size), [])}
         by_size = chosen.get(scenario, {})
         for size, method in incomplete:  # nothing is chosen from part of a method's cells
@@ -349,7 +350,7 @@ def validation_markdown(result: dict) -> str:
         cells = [f"**{v:.2f}**" if i == row["chosen"] else f"{v:.2f}"
                  for i, v in enumerate(row["mean_four_axis"])]
         md += [f"## {key} ({row['validation_sets']} of {row['validation_sets_declared']} "
-               "validation sets)", "",
+               f"validation sets: {', '.join(row['lists'])})", "",
                "| setting | mean four-axis | mean Avg.G |", "|---|---|---|"]
         md += [f"| `{json.dumps(s)}` | {c} | {g:.2f} |"
                for s, c, g in zip(row["settings"], cells, row["mean_avg_g"])]
