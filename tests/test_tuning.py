@@ -123,7 +123,8 @@ def test_a_second_world_validates_a_size_the_first_cannot(tiny_world, tiny_backb
     generate.generate_world(other, seed=1, size="tiny")
     monkeypatch.setattr(generate, "default_world",
                         lambda seed=0: other if seed == 1 else tiny_world)
-    monkeypatch.setattr(tuning, "SECOND_WORLD_LISTS", {("privacy", 5): ("image-0",)})
+    # the tiny world validates privacy at 5 only; its size 10 plays privacy-500's part
+    monkeypatch.setattr(tuning, "SECOND_WORLD_LISTS", {("privacy", 10): ("image-0",)})
     originals, runs = [], []
     monkeypatch.setattr(tuning, "world_original",
                         lambda seed, scenario, log: originals.append(seed) or tiny_backbone)
@@ -134,23 +135,24 @@ def test_a_second_world_validates_a_size_the_first_cannot(tiny_world, tiny_backb
         return real_cell(original, view, scenario, size, vpath, *a, **kw)
 
     monkeypatch.setattr(tuning, "validation_cell", record)
-    lists = tuning.validation_lists(tiny_world, "privacy", second_world=1)[5]
-    assert [label for label, *_ in lists][-1] == "world1-image-0"
-    assert all(w == tiny_world for _, _, w in lists[:-1]) and lists[-1][2] == other
+    lists = tuning.validation_lists(tiny_world, "privacy", second_world=1)
+    assert [label for label, *_ in lists[10]] == ["world1-image-0"]
+    assert lists[10][0][2] == other and all(w == tiny_world for _, _, w in lists[5])
 
     grid = {"ga": [{"steps": 1, "lr": lr} for lr in
                    (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)]}
     out_dir = tmp_path_factory.mktemp("tune2")
     out = tuning.tune(out_dir, data=tiny_world, scenarios=("privacy",), grids=grid,
-                      retrain_epochs=1, eval_max_pairs=40, log=lambda *_: None, sizes=[5],
+                      retrain_epochs=1, eval_max_pairs=40, log=lambda *_: None, sizes=[10],
                       models={"privacy": tiny_backbone}, second_world=1)
     assert originals == [1]  # the second world's own original, loaded once
-    assert out["validation"]["privacy-5-ga"]["validation_sets"] == len(lists)
-    second = [(v, img) for v, img in runs if v.is_relative_to(other)]
-    assert len(second) == 1 + len(grid["ga"])  # its Retrain and the grid
-    assert all(img.is_relative_to(other) for _, img in second)  # that world's pairs
-    assert all(img.is_relative_to(tiny_world) for v, img in runs if v.is_relative_to(tiny_world))
-    assert (out_dir / "cells" / "privacy-5-world1-image-0-ga-0.json").is_file()
+    assert runs and all(v.is_relative_to(other) and img.is_relative_to(other)
+                        for v, img in runs)  # that world's list with that world's pairs
+    assert len(runs) == 1 + len(grid["ga"])  # its Retrain and the grid
+    assert (out_dir / "cells" / "privacy-10-world1-image-0-ga-0.json").is_file()
+    # chosen at 10, where its cells are all in, though none of size 5's were computed
+    assert out["settings"]["privacy"] == {"10": {"ga": out["settings"]["privacy"]["10"]["ga"]}}
+    assert out["validation"]["privacy-10-ga"]["lists"] == ["world1-image-0"]
     from mmu_core.erasure.export import state_fingerprint  # which original: it is not shipped
 
     record = json.loads((out_dir / "world1-privacy-original.json").read_text())

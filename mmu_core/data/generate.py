@@ -65,7 +65,8 @@ class WorldSize:
     forget_seeds: tuple[int, ...] = (0, 1, 2)
     small_privacy_seeds: tuple[int, ...] = (3, 4)  # more seeds for the one-person set
     # validation forget sets per size (the largest privacy size has none: no set of 100
-    # people is disjoint from the reported ones; it takes the next size's settings)
+    # people is disjoint from the reported ones; bench/tuning.py validates it in a second
+    # world)
     privacy_val: tuple[tuple[int, int], ...] = ((5, 2), (50, 2))
     copyright_val: tuple[tuple[int, int], ...] = ((35, 2), (170, 1))
     # the confirm half (version 4): more validation sets per size, drawn after the choose
