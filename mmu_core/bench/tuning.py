@@ -86,7 +86,7 @@ def validation_lists(root: Path, scenario: str, second_world: int | None = None
     lists, then with `second_world` those of SECOND_WORLD_LISTS in that world (their label
     names the world: `world1-image-0`)."""
     from mmu_core.data.generate import default_world
-    from mmu_core.data.scenarios import DATASETS, validation_sets
+    from mmu_core.data.scenarios import forget_list_path, validation_sets
 
     out = {size: [(p.stem, p, root) for p in paths]
            for size, paths in validation_sets(root, scenario).items()}
@@ -96,7 +96,7 @@ def validation_lists(root: Path, scenario: str, second_world: int | None = None
             if name == scenario:
                 out.setdefault(size, []).extend(
                     (f"world{second_world}-{stem}",
-                     other / "Df" / DATASETS[scenario] / str(size) / f"{stem}.txt", other)
+                     forget_list_path(other, scenario, size, stem), other)
                     for stem in stems)
     return dict(sorted(out.items()))
 

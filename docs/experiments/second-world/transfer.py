@@ -5,20 +5,20 @@ For every paper-preset method with a privacy-500 cell in the first world (three 
 world's validation list (`docs/results/bench/tuning/cells/privacy-500-world1-image-0-*`),
 each against its own world's Retrain. Reads committed cells only; computes nothing.
 
-    python docs/experiments/second-world/transfer.py
+    PYTHONPATH=. python docs/experiments/second-world/transfer.py
 """
 
 import json
 import statistics
 from pathlib import Path
 
+from mmu_core.metrics.compare import compare
+
 ROOT = Path(__file__).resolve().parents[3] / "docs" / "results" / "bench"
-AXES = ("MI", "R@D_f", "R@D_test", "R@D_r")
 
 
 def four_axis(cell: dict, ref: dict) -> float:
-    h, r = cell["metrics"]["headline"], ref["metrics"]["headline"]
-    return sum(abs(h[k] - r[k]) for k in AXES) / len(AXES)
+    return compare(cell["metrics"], ref["metrics"])["retrieval"]["four_axis"]
 
 
 def load(path: Path) -> dict:
