@@ -39,7 +39,7 @@ def run_train(a) -> None:
     from mmu_core.data.scenarios import load_forget_ids, load_scenario
     from mmu_core.metrics.provenance import provenance
     from mmu_core.models.backbone import load_backbone
-    from mmu_core.training.distributed import accelerator
+    from mmu_core.training.distributed import accelerator, close_process_group
     from mmu_core.training.recipes import (RECIPES, pretrain_pairs, scenario_inputs, train,
                                            world_texts)
 
@@ -63,6 +63,7 @@ def run_train(a) -> None:
     summary = train(bb.to(acc.device), recipe, pairs, a.out, mix=mix, ve=ve, seed=a.seed,
                     resume=not a.no_resume, epochs=a.epochs, mixed_precision=a.mixed_precision,
                     grad_accum=a.grad_accum, stop_after=a.stop_after)
+    close_process_group(acc)
     if "stopped_at_epoch" in summary:
         return
     if acc.is_main_process:
@@ -96,7 +97,7 @@ def add_train_generators(sub) -> None:
 def run_train_generators(a) -> None:
     from mmu_core.metrics.provenance import provenance
     from mmu_core.models.embedded_generators import CaptionerSize, PainterSize
-    from mmu_core.training.distributed import accelerator
+    from mmu_core.training.distributed import accelerator, close_process_group
     from mmu_core.training.generators import train_and_save, train_variant
     from mmu_core.training.recipes import pretrain_pairs
 
@@ -122,3 +123,4 @@ def run_train_generators(a) -> None:
         summary["provenance"] = provenance(vars(a))
         (out / "image-classifier" / "train_summary.json").write_text(
             json.dumps(summary, indent=1))
+    close_process_group(accelerator())

@@ -96,6 +96,15 @@ def accelerator(cpu: bool = True, mixed_precision: str = "no"):
                            find_unused_parameters=True)])
 
 
+def close_process_group(acc) -> None:
+    """End a command's training: every process waits for the others, then the process
+    group closes. A gloo group left for the interpreter's exit to tear down can abort a
+    process ("terminate called without an active exception") after its work is done."""
+    if acc.num_processes > 1:
+        acc.wait_for_everyone()
+        acc.end_training()
+
+
 def accelerator_for(module: torch.nn.Module, mixed_precision: str = "no"):
     """The Accelerator matching where `module` already lives (training never moves a model
     the caller placed)."""
