@@ -95,7 +95,6 @@ def test_audited_cells_carry_an_audit_against_the_kept_retrain(tmp_path, monkeyp
     """Issue 13's audit table: every method's result in an audited cell is audited against
     its seed's Retrain, which is trained once (by its own cell) and kept outside the
     results folder for the others' audits. Tiny world and model: the wiring, not figures."""
-
     import mmu_core.unlearn as unlearn
     from mmu_core.bench import unlearning as U
 
@@ -146,7 +145,6 @@ def test_a_cell_made_under_another_choice_is_refused(tmp_path, monkeypatch, tiny
                                                      tiny_backbone):
     """When the tuning's choice changes (a new rule, a new grid), the cells made with the old
     settings are not read back as if they were the new choice's."""
-
     import mmu_core.unlearn.tuned as tuned
     from mmu_core.bench import unlearning as U
 
@@ -169,7 +167,6 @@ def test_a_cell_made_under_another_choice_is_refused(tmp_path, monkeypatch, tiny
 
 
 def test_summary_bolds_the_lowest_method_and_counts_the_seeds():
-
     from mmu_core.bench.unlearning import PRESETS, summary_markdown
 
     def cell(method, seed, mi, rdr=90.0):
@@ -231,7 +228,6 @@ def test_backfill_adds_the_collateral_where_a_rerun_reproduces_the_cell(tmp_path
     """Cells from before the collateral was measured: each method is rerun with the cell's
     own settings; the figure counts only where the rerun's forget-pair scores equal the
     cell's. Runs are faked: this checks the bookkeeping."""
-
     from mmu_core import unlearn
     from mmu_core.bench import unlearning as U
 
