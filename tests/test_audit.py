@@ -440,8 +440,11 @@ def test_sequence_table_retrains_on_each_union_and_resumes(privacy, tmp_path, mo
     assert r["avg_g"]["ga"] == [round(10.0 / 3, 2)] * 2  # only MI differs, by 10
     # R@D_r, which Avg.G leaves out, has its own table with Retrain's beside the method's
     assert r["r_dr"]["ga"] == [70.0, 70.0]
+    # the four-axis figure counts it: (|dMI| 10 + |dR@D_r| 20) / 4
+    assert r["four_axis"]["ga"] == [7.5, 7.5]
     md = (tmp_path / "README.md").read_text()
-    assert md.count("\n| 2 (10) |") == 2 and "\n| 2 (10) | 90.0 | 70.0 |" in md
+    assert md.count("\n| 2 (10) |") == 3 and "\n| 2 (10) | 90.0 | 70.0 |" in md
+    assert "\n| 2 (10) | **7.50** | **7.50** |" in md and "\n| R@D_r | 20.00 | 20.00 |" in md
     n = len(budgets)
     again = B.sequence_table(tmp_path, methods=("ga", "ga+budget"), requests=2, size=5)
     assert len(budgets) == n, "cells were recomputed"

@@ -213,6 +213,9 @@ def sequence_table(out, methods=SEQUENCE_METHODS, scenario: str = "privacy",
     result = {"scenario": scenario, "requests": len(plan), "size": size, "seed": seed,
               "methods": list(methods), "avg_g": {m: [round(c["retrieval"]["avg_g"], 2)
                                                       for c in table[m]] for m in methods},
+              # issue 32's figure: Avg.G's three |deltas| and |delta R@D_r|
+              "four_axis": {m: [round(c["retrieval"]["four_axis"], 2) for c in table[m]]
+                            for m in methods},
               "deltas": {m: [c["retrieval"]["delta"] for c in table[m]] for m in methods},
               "method_s": {m: [r["method_s"] for r in cells[m]["requests"]] for m in methods},
               # Avg.G leaves D_r out; kept beside it so erosion of the retained pairs shows.
@@ -227,9 +230,9 @@ def sequence_table(out, methods=SEQUENCE_METHODS, scenario: str = "privacy",
 
 
 def sequence_markdown(r: dict) -> str:
-    """Avg.G to the Retrain on the union after each request, R@D_r after each request beside
-    Retrain's, the last request's |delta| per retrieval metric (MI, R@D_f, R@D_test), and
-    each method's total time."""
+    """Avg.G and the four-axis figure to the Retrain on the union after each request, R@D_r
+    after each request beside Retrain's, the last request's |delta| per retrieval metric
+    (MI, R@D_f, R@D_test, R@D_r), and each method's total time."""
     methods, n = r["methods"], r["requests"]
 
     def table(columns):
@@ -239,14 +242,21 @@ def sequence_markdown(r: dict) -> str:
     def label(k):
         return f"| {k + 1} ({(k + 1) * r['size']}) | "
 
+    def lowest_in_bold(key, title):
+        lines.extend([title, "", *table(methods)])
+        for k in range(n):
+            best = min(r[key][m][k] for m in methods)
+            lines.append(label(k) + " | ".join(
+                f"**{r[key][m][k]:.2f}**" if r[key][m][k] == best else f"{r[key][m][k]:.2f}"
+                for m in methods) + " |")
+
     lines = [f"# Requests one after another: {r['scenario']}, {n} x {r['size']} pairs, "
-             f"seed {r['seed']}", "",
-             "Avg.G to a Retrain on the union so far (lower is better):", "", *table(methods)]
-    for k in range(n):
-        best = min(r["avg_g"][m][k] for m in methods)
-        cells = [f"**{r['avg_g'][m][k]:.2f}**" if r["avg_g"][m][k] == best
-                 else f"{r['avg_g'][m][k]:.2f}" for m in methods]
-        lines.append(label(k) + " | ".join(cells) + " |")
+             f"seed {r['seed']}", ""]
+    lowest_in_bold("avg_g", "Avg.G to a Retrain on the union so far (lower is better):")
+    if "four_axis" in r:
+        lines.append("")
+        lowest_in_bold("four_axis", "Four-axis figure (mean |delta| to that Retrain of MI, "
+                       "R@D_f, R@D_test and R@D_r; lower is better):")
     if "r_dr" in r:
         lines += ["", "R@D_r after each request (Avg.G leaves it out; Retrain's is the "
                   "reference):", "", *table(["retrain", *methods])]
@@ -258,6 +268,10 @@ def sequence_markdown(r: dict) -> str:
               "| | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for key in r["deltas"][methods[0]][-1]:
         lines.append(f"| {key} | " + " | ".join(f"{r['deltas'][m][-1][key]:.2f}"
+                                               for m in methods) + " |")
+    if "r_dr" in r:
+        kept = r["retrain"][-1]["R@D_r"]
+        lines.append("| R@D_r | " + " | ".join(f"{abs(r['r_dr'][m][-1] - kept):.2f}"
                                                for m in methods) + " |")
     lines.append("| seconds | " + " | ".join(f"{sum(r['method_s'][m]):.1f}" for m in methods)
                  + " |")
