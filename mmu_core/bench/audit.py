@@ -242,6 +242,9 @@ def sequence_markdown(r: dict) -> str:
     def label(k):
         return f"| {k + 1} ({(k + 1) * r['size']}) | "
 
+    lines = [f"# Requests one after another: {r['scenario']}, {n} x {r['size']} pairs, "
+             f"seed {r['seed']}", ""]
+
     def lowest_in_bold(key, title):
         lines.extend([title, "", *table(methods)])
         for k in range(n):
@@ -250,8 +253,6 @@ def sequence_markdown(r: dict) -> str:
                 f"**{r[key][m][k]:.2f}**" if r[key][m][k] == best else f"{r[key][m][k]:.2f}"
                 for m in methods) + " |")
 
-    lines = [f"# Requests one after another: {r['scenario']}, {n} x {r['size']} pairs, "
-             f"seed {r['seed']}", ""]
     lowest_in_bold("avg_g", "Avg.G to a Retrain on the union so far (lower is better):")
     if "four_axis" in r:
         lines.append("")
