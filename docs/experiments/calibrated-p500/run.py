@@ -6,9 +6,11 @@ protocol's STEP_CAP, and the highest learning rate, 3e-4), and every step along 
 lowered its four-axis figure (docs/results/bench/tuning/validation.md). This reruns the tuned
 setting on this machine's original of that world, then the same with the learning rate one
 step past the grid (1e-3) and with three times the steps (720, past the cap), each against
-the list's committed Retrain. Nothing is chosen here: the cap is the same for every method.
+the list's committed Retrain; and MultiDelete's tuned setting (its grid stops at 80 steps)
+with 240 and 720.
+Nothing is chosen here: the cap is the same for every method.
 
-    PYTHONPATH=. python docs/experiments/calibrated-p500/run.py     # resumable, ~25 min
+    PYTHONPATH=. python docs/experiments/calibrated-p500/run.py     # resumable, ~45 min
 """
 
 import json
