@@ -30,37 +30,38 @@ def main() -> dict:
     from mmu_core.unlearn.tuned import tuned_settings
 
     root, result = default_world(), {}
+    edge = max(g["steps"] for g in GRIDS[METHOD])
     for scenario, size in SETTINGS:
-        view, original = load_scenario(root, scenario).validation_view(), None
+        view, loaded = load_scenario(root, scenario).validation_view(), []
         tuned, _ = tuned_settings(METHOD, scenario, size)
+        lists = [(f"{scenario}-{size}-{v.stem}", v) for v in validation_sets(root, scenario)[size]]
+
+        def computed(stem, vpath, label, settings):
+            """The longer run's cell, computed once (the original loaded once)."""
+            def compute():
+                loaded[:] = loaded or [load_backbone(f"embedded:{scenario}")]
+                return validation_cell(loaded[0], view, scenario, size, vpath, METHOD,
+                                       settings, f"{stem}-{METHOD}-{label}", 300,
+                                       protocol="diagnostic")
+            return cached_cell(OUT, f"{stem}-{METHOD}-{label}", compute)
+
+        def row(label, settings, cells):
+            per_list = [figures(c, json.loads((TUNING / f"{stem}-retrain.json").read_text()))
+                        for c, (stem, _) in zip(cells, lists)]
+            rows[label] = {"settings": settings,
+                           "mean_four_axis": round(statistics.mean(
+                               f["four_axis"] for f in per_list), 2),
+                           "chosen": settings == tuned, "lists": per_list}
+            print(f"{scenario}-{size} {label} {settings}: {rows[label]['mean_four_axis']}",
+                  flush=True)
+
         rows = {}
         for k, grid in enumerate(GRIDS[METHOD]):
-            longer = {**grid, "steps": STEPS}
-            for label, settings in ((f"grid-{k}", grid), (f"steps{STEPS}-{k}", longer)):
-                if label.startswith("steps") and grid["steps"] != max(
-                        g["steps"] for g in GRIDS[METHOD]):
-                    continue  # one longer run per (lr, weight): from the edge's settings
-                per_list = []
-                for vpath in validation_sets(root, scenario)[size]:
-                    stem = f"{scenario}-{size}-{vpath.stem}"
-                    ref = json.loads((TUNING / f"{stem}-retrain.json").read_text())
-                    if label.startswith("grid"):
-                        cell = json.loads((TUNING / f"{stem}-{METHOD}-{k}.json").read_text())
-                    else:
-                        def compute(vpath=vpath, name=f"{stem}-{METHOD}-{label}"):
-                            nonlocal original
-                            original = original or load_backbone(f"embedded:{scenario}")
-                            return validation_cell(original, view, scenario, size, vpath,
-                                                   METHOD, settings, name, 300,
-                                                   protocol="diagnostic")
-                        cell = cached_cell(OUT, f"{stem}-{METHOD}-{label}", compute)
-                    per_list.append(figures(cell, ref))
-                rows[label] = {"settings": settings,
-                               "mean_four_axis": round(statistics.mean(
-                                   f["four_axis"] for f in per_list), 2),
-                               "chosen": settings == tuned, "lists": per_list}
-                print(f"{scenario}-{size} {label} {settings}: "
-                      f"{rows[label]['mean_four_axis']}", flush=True)
+            row(f"grid-{k}", grid, [json.loads((TUNING / f"{stem}-{METHOD}-{k}.json")
+                                               .read_text()) for stem, _ in lists])
+            if grid["steps"] == edge:  # from the edge's settings, the same at STEPS
+                label, longer = f"steps{STEPS}-{k}", {**grid, "steps": STEPS}
+                row(label, longer, [computed(stem, v, label, longer) for stem, v in lists])
         result[f"{scenario}-{size}"] = rows
     (OUT / "runs.json").write_text(json.dumps(result, indent=1))
     return result
